@@ -1,0 +1,90 @@
+"""Authorization: every service asks the acting ``Actor`` before it reads or writes."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import col, select
+
+from domain.errors import NotFound, PermissionDenied
+from domain.models import Team
+from domain.principal import (
+    NO_ACCESS,
+    ROLE_PRESETS,
+    SUPERUSER_ACCESS,
+    OrganizationAccess,
+    Permission,
+    Principal,
+    Role,
+)
+
+
+def team_permissions(team: Team) -> frozenset[Permission]:
+    role = Role(team.role)
+    if role is not Role.custom:
+        return ROLE_PRESETS[role]
+    return frozenset(p for p in Permission if getattr(team, p.value))
+
+
+class Actor:
+    """The principal of one request plus a per-request cache of its organization access."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self._access: dict[uuid.UUID, OrganizationAccess] = {}
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.is_admin
+
+    @property
+    def name(self) -> str:
+        return self.principal.name
+
+    async def access(self, session: AsyncSession, organization_id: uuid.UUID) -> OrganizationAccess:
+        if self.principal.is_admin:
+            return SUPERUSER_ACCESS
+        cached = self._access.get(organization_id)
+        if cached is not None:
+            return cached
+        groups = list(self.principal.groups)
+        access = NO_ACCESS
+        if groups:
+            teams = (
+                await session.exec(
+                    select(Team).where(
+                        Team.organization_id == organization_id, col(Team.name).in_(groups)
+                    )
+                )
+            ).all()
+            if teams:
+                granted: frozenset[Permission] = frozenset().union(*(team_permissions(t) for t in teams))
+                access = OrganizationAccess(visible=True, permissions=granted)
+        self._access[organization_id] = access
+        return access
+
+    async def require_visible(
+        self, session: AsyncSession, organization_id: uuid.UUID, what: str
+    ) -> OrganizationAccess:
+        """Invisible things are reported as missing, so their existence does not leak."""
+        access = await self.access(session, organization_id)
+        if not access.visible:
+            raise NotFound(f"{what} not found")
+        return access
+
+    async def require(
+        self, session: AsyncSession, organization_id: uuid.UUID, permission: Permission, what: str
+    ) -> None:
+        access = await self.require_visible(session, organization_id, what)
+        if not access.allows(permission):
+            raise PermissionDenied(f"the permission {permission_label(permission)} is required")
+
+    def require_admin(self, action: str) -> None:
+        if not self.principal.is_admin:
+            raise PermissionDenied(f"only members of the admin group may {action}")
+
+
+def permission_label(permission: Permission) -> str:
+    head, *rest = permission.value.split("_")
+    return head + "".join(part.capitalize() for part in rest)

@@ -1,0 +1,117 @@
+"""Authentication: a bearer token becomes a ``Principal`` or ``Unauthenticated``.
+
+Two kinds of token are accepted, told apart by their issuer, and each is verified only with
+its own algorithms, so one kind's key can never be used to forge the other (an HS256 token
+signed with the OIDC public key is refused because OIDC accepts RS256/ES256 only).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jose import jwt
+from jose.exceptions import JOSEError
+
+from domain.errors import Unauthenticated
+from domain.principal import Principal, PrincipalKind
+from domain.services import Platform
+from domain.services.access_tokens import find_active_token
+from domain.tokens import PLATFORM_ISSUER, InvalidPlatformToken
+
+OIDC_ALGORITHMS = frozenset({"RS256", "ES256"})
+
+
+class KeySource(Protocol):
+    """Finds the issuer's public key (a JWK dict) for a key id, refreshing when it is unknown."""
+
+    async def key_for(self, kid: str | None, alg: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    issuer: str
+    audience: str
+    groups_claim: str = "groups"
+
+
+class Authenticator:
+    def __init__(self, platform: Platform, oidc: OidcConfig | None = None, keys: KeySource | None = None) -> None:
+        self.platform = platform
+        self.oidc = oidc
+        self.keys = keys
+
+    async def authenticate(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.get_unverified_claims(token)
+        except JOSEError:
+            raise Unauthenticated("the bearer token is not a JWT") from None
+        issuer = claims.get("iss")
+        if issuer == PLATFORM_ISSUER:
+            return await self._platform_token(token)
+        if self.oidc is not None and issuer == self.oidc.issuer:
+            return await self._oidc_token(token, header)
+        raise Unauthenticated("the token's issuer is not trusted")
+
+    async def _platform_token(self, token: str) -> Principal:
+        try:
+            claims = self.platform.signer.verify(token)
+            token_id = uuid.UUID(claims["jti"])
+        except (InvalidPlatformToken, ValueError, KeyError):
+            raise Unauthenticated("the access token is invalid or expired") from None
+        row = await find_active_token(self.platform, token_id)
+        if row is None:
+            raise Unauthenticated("the access token is revoked or expired")
+        groups = frozenset(row.groups)
+        return Principal(
+            name=row.owner,
+            subject=row.owner,
+            email=row.email,
+            groups=groups,
+            kind=PrincipalKind.personal_token,
+            is_admin=self.platform.admin_group in groups,
+            token_id=str(row.id),
+        )
+
+    async def _oidc_token(self, token: str, header: dict[str, Any]) -> Principal:
+        assert self.oidc is not None
+        alg = header.get("alg")
+        if alg not in OIDC_ALGORITHMS:
+            raise Unauthenticated(f"tokens signed with {alg!r} are not accepted")
+        if self.keys is None:
+            raise Unauthenticated("no signing keys are configured for the issuer")
+        key = await self.keys.key_for(header.get("kid"), alg)
+        if key is None:
+            raise Unauthenticated("the token's signing key is not published by the issuer")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.oidc.audience,
+                issuer=self.oidc.issuer,
+                options={"require_exp": True, "require_iat": False, "leeway": 30},
+            )
+        except JOSEError as exc:
+            raise Unauthenticated(f"the token was refused: {exc}") from None
+        return principal_from_claims(claims, self.oidc.groups_claim, self.platform.admin_group)
+
+
+def principal_from_claims(claims: dict[str, Any], groups_claim: str, admin_group: str) -> Principal:
+    raw_groups = claims.get(groups_claim) or []
+    if isinstance(raw_groups, str):
+        raw_groups = [raw_groups]
+    groups = frozenset(str(g) for g in raw_groups)
+    subject = str(claims.get("email") or claims.get("sub") or "")
+    if not subject:
+        raise Unauthenticated("the token names no subject")
+    return Principal(
+        name=str(claims.get("name") or claims.get("preferred_username") or subject),
+        subject=subject,
+        email=claims.get("email"),
+        groups=groups,
+        kind=PrincipalKind.user,
+        is_admin=admin_group in groups,
+    )

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON
+from sqlmodel import Field, SQLModel
+
+from domain.models.types import UTCDateTime, new_id, utcnow
+
+
+class AccessToken(SQLModel, table=True):
+    """A platform-issued token; ``id`` is the JWT's ``jti``. The secret itself is never stored."""
+
+    __tablename__ = "access_token"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    kind: str = Field(default="personal", max_length=16)
+    description: str = Field(default="", max_length=1024)
+    owner: str = Field(max_length=255, index=True)
+    email: str | None = Field(default=None, max_length=255)
+    groups: list[str] = Field(default_factory=list, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,106 @@
+"""Organizations: created, renamed and deleted by the admin group; seen by their teams."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import SQLModel, col, select
+
+from domain.access import Actor
+from domain.errors import Conflict, NotFound
+from domain.models import Organization, Team
+from domain.models.types import utcnow
+from domain.pagination import Page, PageRequest, paginate_by_name
+from domain.services import Platform, reading, unit_of_work
+from domain.validation import check_name, check_text
+
+
+class OrganizationCreate(SQLModel):
+    name: str
+    description: str = ""
+
+
+class OrganizationUpdate(SQLModel):
+    name: str | None = None
+    description: str | None = None
+
+
+def _check(name: str | None, description: str | None) -> None:
+    if name is not None:
+        check_name(name, "name", "organization name")
+    if description is not None:
+        check_text(description, "description", max_length=1024)
+
+
+async def create_organization(platform: Platform, actor: Actor, data: OrganizationCreate) -> Organization:
+    actor.require_admin("create organizations")
+    _check(data.name, data.description)
+    conflict = f"an organization named {data.name!r} already exists"
+    async with unit_of_work(platform, conflict) as session:
+        if await _by_name(session, data.name) is not None:
+            raise Conflict(conflict)
+        org = Organization(name=data.name, description=data.description)
+        session.add(org)
+    return org
+
+
+async def update_organization(
+    platform: Platform, actor: Actor, org_id: uuid.UUID, data: OrganizationUpdate
+) -> Organization:
+    actor.require_admin("change organizations")
+    _check(data.name, data.description)
+    conflict = f"an organization named {data.name!r} already exists"
+    async with unit_of_work(platform, conflict) as session:
+        org = await session.get(Organization, org_id, with_for_update=True)
+        if org is None:
+            raise NotFound("organization not found")
+        if data.name is not None and data.name != org.name:
+            if await _by_name(session, data.name) is not None:
+                raise Conflict(conflict)
+            org.name = data.name
+        if data.description is not None:
+            org.description = data.description
+        org.updated_at = utcnow()
+        session.add(org)
+    return org
+
+
+async def delete_organization(platform: Platform, actor: Actor, org_id: uuid.UUID) -> uuid.UUID:
+    actor.require_admin("delete organizations")
+    async with unit_of_work(platform, "organization is in use") as session:
+        org = await session.get(Organization, org_id)
+        if org is None:
+            raise NotFound("organization not found")
+        await session.delete(org)
+    return org_id
+
+
+async def get_organization(platform: Platform, actor: Actor, name: str) -> Organization | None:
+    """``None`` both when it does not exist and when the caller may not see it."""
+    async with reading(platform) as session:
+        org = await _by_name(session, name)
+        if org is None or not (await actor.access(session, org.id)).visible:
+            return None
+        return org
+
+
+async def get_organization_by_id(platform: Platform, actor: Actor, org_id: uuid.UUID) -> Organization:
+    async with reading(platform) as session:
+        org = await session.get(Organization, org_id)
+        if org is None:
+            raise NotFound("organization not found")
+        await actor.require_visible(session, org.id, "organization")
+        return org
+
+
+async def list_organizations(platform: Platform, actor: Actor, page: PageRequest) -> Page[Organization]:
+    query = select(Organization)
+    if not actor.is_admin:
+        visible = select(Team.organization_id).where(col(Team.name).in_(list(actor.principal.groups)))
+        query = query.where(col(Organization.id).in_(visible))
+    async with reading(platform) as session:
+        return await paginate_by_name(session, query, Organization.name, Organization.id, page)
+
+
+async def _by_name(session, name: str) -> Organization | None:  # type: ignore[no-untyped-def]
+    return (await session.exec(select(Organization).where(Organization.name == name))).first()

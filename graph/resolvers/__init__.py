@@ -1,0 +1,1 @@
+"""Thin resolvers: build the call, call one domain service, hand the result back."""

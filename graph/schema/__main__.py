@@ -1,0 +1,3 @@
+from graph.schema import schema
+
+print(schema.as_str())

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from domain.models import Organization as OrganizationRow
+from domain.models import Team as TeamRow
+from graph.resolvers import workspaces as workspace_resolvers
+from graph.resolvers.context import Context
+from graph.schema.enums import Role
+from graph.schema.relay import Connection, connection
+from graph.schema.template import Template
+from graph.schema.workspace import Workspace
+
+
+@strawberry.type(description="An identity-provider group's permissions in one organization.")
+class Team:
+    id: strawberry.ID
+    name: str
+    role: Role
+    manage_workspace: bool
+    manage_state: bool
+    manage_module: bool
+    manage_provider: bool
+    manage_vcs: bool
+    manage_template: bool
+    plan_job: bool
+    approve_job: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: TeamRow) -> "Team":
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            role=Role(row.role),
+            manage_workspace=row.manage_workspace,
+            manage_state=row.manage_state,
+            manage_module=row.manage_module,
+            manage_provider=row.manage_provider,
+            manage_vcs=row.manage_vcs,
+            manage_template=row.manage_template,
+            plan_job=row.plan_job,
+            approve_job=row.approve_job,
+            created_at=row.created_at,
+        )
+
+
+@strawberry.input
+class WorkspaceFilter:
+    name_contains: str | None = None
+
+
+@strawberry.type
+class Organization:
+    id: strawberry.ID
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    row: strawberry.Private[OrganizationRow]
+
+    @strawberry.field
+    async def teams(self, info: strawberry.Info[Context, None]) -> list[Team]:
+        return [Team.from_row(t) for t in await info.context.loaders.teams.load(self.row.id)]
+
+    @strawberry.field
+    async def templates(self, info: strawberry.Info[Context, None]) -> list[Template]:
+        return [Template.from_row(t) for t in await info.context.loaders.templates.load(self.row.id)]
+
+    @strawberry.field(description="Workspaces ordered by name; at most 100 a page.")
+    async def workspaces(
+        self,
+        info: strawberry.Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        filter: WorkspaceFilter | None = None,
+    ) -> Connection[Workspace]:
+        page = await workspace_resolvers.page_for_organization(
+            info.context, self.row.id, first, after, filter.name_contains if filter else None
+        )
+        return connection(page, Workspace.from_row)
+
+    @classmethod
+    def from_row(cls, row: OrganizationRow) -> "Organization":
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            description=row.description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            row=row,
+        )

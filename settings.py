@@ -1,0 +1,114 @@
+"""The one reader of the environment: every setting has the prefix ``TERRAKUBE_``."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values people copy from examples; a production server must never run with one of them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "password", "terrakube", "placeholder"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class Mode(StrEnum):
+    embedded = "embedded"
+    production = "production"
+
+
+class StorageBackend(StrEnum):
+    local = "local"
+    s3 = "s3"
+    azure = "azure"
+    gcs = "gcs"
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or wrong; the message names the variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TERRAKUBE_", extra="ignore")
+
+    mode: Mode = Mode.embedded
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".terrakube")
+    database_url: str | None = None
+    secret_key: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix for every Redis key of this installation (several installations may share a Redis).
+    redis_prefix: str = "terrakube"
+
+    storage_backend: StorageBackend = StorageBackend.local
+    storage_local_path: Path | None = None
+
+    public_url: str | None = None
+    admin_group: str = "TERRAKUBE_ADMIN"
+
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    # Defaults to the jwks_uri of the issuer's discovery document.
+    oidc_jwks_url: str | None = None
+    oidc_groups_claim: str = "groups"
+    oidc_jwks_cache_seconds: int = 300
+
+    access_token_max_days: int = 365
+    worker_concurrency: int = 4
+    step_timeout_seconds: int = 6 * 3600
+    database_pool_size: int = 10
+
+    @model_validator(mode="after")
+    def _production_requirements(self) -> "Settings":
+        if self.mode is Mode.production:
+            if not self.database_url:
+                raise ValueError(
+                    "TERRAKUBE_DATABASE_URL is required in production mode "
+                    "(e.g. postgresql+asyncpg://user:pass@host:5432/terrakube)"
+                )
+            key = (self.secret_key or "").strip()
+            if key.lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    "TERRAKUBE_SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_SECRET_LENGTH} characters in production mode "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+        return self
+
+    # -- derived values -------------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'terrakube.db'}"
+
+    @property
+    def effective_storage_path(self) -> Path:
+        return self.storage_local_path or (self.data_dir / "storage")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning validation failures into one readable message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        messages = "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+        raise ConfigurationError(messages) from None
+
+
+def ensure_embedded_secret(settings: Settings) -> Settings:
+    """In embedded mode, keep a generated secret key in the data dir so restarts keep tokens."""
+    if settings.secret_key:
+        return settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = settings.data_dir / "secret-key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(48))
+    return settings.model_copy(update={"secret_key": key_file.read_text().strip()})
