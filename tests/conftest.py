@@ -130,3 +130,18 @@ def as_groups(client: httpx.AsyncClient, services: Services):  # type: ignore[no
         return GraphQLClient(client, new.secret)
 
     return make
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI the suite needs both services; say so once, up front, instead of in every test."""
+    from tests.services import REDIS_HOST, REDIS_PORT, in_ci, reachable
+
+    if not in_ci():
+        return
+    missing = [
+        f"{name} at {host}:{port}"
+        for name, host, port in (("PostgreSQL", PG_HOST, PG_PORT), ("Redis", REDIS_HOST, REDIS_PORT))
+        if not reachable(host, port)
+    ]
+    if missing:
+        pytest.exit("CI needs " + " and ".join(missing) + ", which cannot be reached", returncode=3)

@@ -95,8 +95,10 @@ async def list_access_tokens(platform: Platform, actor: Actor) -> list[AccessTok
 async def revoke_access_token(platform: Platform, actor: Actor, token_id: uuid.UUID) -> AccessToken:
     async with unit_of_work(platform, "token changed concurrently") as session:
         row = await session.get(AccessToken, token_id, with_for_update=True)
-        if row is None or (row.owner != actor.principal.subject and not actor.is_admin):
+        if row is None:
             raise NotFound("access token not found")
+        if row.owner != actor.principal.subject and not actor.is_admin:
+            raise PermissionDenied("only the owner of a token or an admin may revoke it")
         if row.revoked_at is not None:
             raise Conflict("access token is already revoked")
         row.revoked_at = utcnow()

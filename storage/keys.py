@@ -1,0 +1,72 @@
+"""The one key layout of DESIGN.md "Storage keys", used by every backend.
+
+Building keys only here means a backend switch or a cleanup sweep never has to guess where
+an object lives.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from .base import InvalidKey, validate_key, validate_prefix
+
+__all__ = [
+    "config_key",
+    "log_key",
+    "module_archive_key",
+    "plan_key",
+    "provider_file_key",
+    "state_key",
+    "workspace_prefixes",
+]
+
+Part = str | uuid.UUID
+
+
+def _segment(value: Part) -> str:
+    # Each argument must stay one path segment: a '/' inside a name would silently move the
+    # object into another folder of the layout (and out of reach of workspace_prefixes).
+    text = str(value)
+    if "/" in text:
+        raise InvalidKey(f"key part must not contain '/': {text!r}")
+    return text
+
+
+def _key(*parts: Part) -> str:
+    return validate_key("/".join(_segment(p) for p in parts))
+
+
+def state_key(org: Part, workspace: Part, state_version_id: Part) -> str:
+    return _key("state", org, workspace, f"{_segment(state_version_id)}.tfstate")
+
+
+def plan_key(org: Part, workspace: Part, job: Part, step: Part) -> str:
+    return _key("plans", org, workspace, job, f"{_segment(step)}.tfplan")
+
+
+def log_key(org: Part, job: Part, step: Part) -> str:
+    return _key("logs", org, job, f"{_segment(step)}.log")
+
+
+def config_key(org: Part, workspace: Part, config_version_id: Part) -> str:
+    return _key("config", org, workspace, f"{_segment(config_version_id)}.tar.gz")
+
+
+def module_archive_key(org: Part, name: Part, provider: Part, version: Part) -> str:
+    return _key("registry", org, "modules", name, provider, f"{_segment(version)}.tar.gz")
+
+
+def provider_file_key(org: Part, name: Part, version: Part, filename: Part) -> str:
+    return _key("registry", org, "providers", name, version, filename)
+
+
+def workspace_prefixes(org: Part, workspace: Part) -> list[str]:
+    """Prefixes holding a workspace's objects, e.g. to delete them with the workspace.
+
+    Each ends with '/' so that workspace 'ws1' never matches objects of 'ws10'. Logs are
+    keyed by job, not workspace, so they are removed with their jobs instead.
+    """
+    return [
+        validate_prefix(_key(kind, org, workspace) + "/", allow_empty=False)
+        for kind in ("state", "plans", "config")
+    ]
