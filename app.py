@@ -20,7 +20,7 @@ from domain.crypto import SecretBox
 from domain.db import Database
 from domain.services import Platform
 from domain.tokens import TokenSigner
-from graph.asgi import GraphQLEndpoint
+from graph.asgi import REQUEST_ID_KEY, GraphQLEndpoint
 from graph.schema import schema
 from jwks import JwksKeySource
 from settings import ConfigurationError, Mode, Settings, StorageBackend
@@ -112,7 +112,7 @@ class RequestId:
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope[REQUEST_ID_KEY] = request_id
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":

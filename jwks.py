@@ -30,15 +30,14 @@ class JwksKeySource:
         self._client = client or httpx.AsyncClient(timeout=10.0)
         self._owns_client = client is None
         self._keys: list[dict[str, Any]] = []
-        self._fetched_at = 0.0
+        self._fetched_at = -1e9
         self._lock = asyncio.Lock()
 
     async def key_for(self, kid: str | None, alg: str) -> dict[str, Any] | None:
-        if time.monotonic() - self._fetched_at > self.cache_seconds:
-            await self._refresh()
+        await self._refresh(older_than=self.cache_seconds)
         key = self._match(kid, alg)
-        if key is None and time.monotonic() - self._fetched_at > MIN_REFRESH_INTERVAL:
-            await self._refresh()  # the issuer may have rotated its keys
+        if key is None:
+            await self._refresh(older_than=MIN_REFRESH_INTERVAL)  # the issuer may have rotated its keys
             key = self._match(kid, alg)
         return key
 
@@ -55,8 +54,14 @@ class JwksKeySource:
             return None  # without a kid the choice would be a guess
         return candidates[0] if candidates else None
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, older_than: float) -> None:
+        """Fetch unless the keys are younger than ``older_than`` seconds (checked under the
+        lock, so concurrent first requests share one fetch)."""
+        if time.monotonic() - self._fetched_at <= older_than:
+            return
         async with self._lock:
+            if time.monotonic() - self._fetched_at <= older_than:
+                return
             try:
                 url = self.jwks_url or await self._discover()
                 response = await self._client.get(url)

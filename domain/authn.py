@@ -66,7 +66,7 @@ class Authenticator:
             raise Unauthenticated("the access token is revoked or expired")
         groups = frozenset(row.groups)
         return Principal(
-            name=row.owner,
+            name=row.name or row.owner,
             subject=row.owner,
             email=row.email,
             groups=groups,
@@ -104,11 +104,13 @@ def principal_from_claims(claims: dict[str, Any], groups_claim: str, admin_group
     if isinstance(raw_groups, str):
         raw_groups = [raw_groups]
     groups = frozenset(str(g) for g in raw_groups)
-    subject = str(claims.get("email") or claims.get("sub") or "")
-    if not subject:
+    # `sub` is the issuer's stable id for the account; an email can be reassigned.
+    sub = str(claims.get("sub") or "")
+    if not sub:
         raise Unauthenticated("the token names no subject")
+    subject = f"oidc:{sub}"
     return Principal(
-        name=str(claims.get("name") or claims.get("preferred_username") or subject),
+        name=str(claims.get("name") or claims.get("preferred_username") or claims.get("email") or sub),
         subject=subject,
         email=claims.get("email"),
         groups=groups,

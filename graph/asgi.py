@@ -19,6 +19,11 @@ from graph.resolvers.context import Context
 from graph.schema import Schema
 
 
+# Our own scope keys: scope["state"] may be shared between requests by some servers.
+PRINCIPAL_KEY = "terrakube.principal"
+REQUEST_ID_KEY = "terrakube.request_id"
+
+
 def bearer_token(headers: Any) -> str | None:
     value = headers.get("authorization") or ""
     scheme, _, token = value.partition(" ")
@@ -41,10 +46,10 @@ class StrawberryApp(GraphQL[Context, None]):
         self.platform = platform
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
-        principal = request.scope.get("state", {}).get("principal")
-        if principal is None:
+        principal = request.scope.get(PRINCIPAL_KEY)
+        if principal is None:  # GraphQLEndpoint lets nothing unauthenticated through
             raise Unauthenticated("authentication required")
-        request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+        request_id = request.scope.get(REQUEST_ID_KEY) or uuid.uuid4().hex
         return Context(platform=self.platform, actor=Actor(principal), request_id=request_id)
 
 
@@ -58,17 +63,20 @@ class GraphQLEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             request = Request(scope, receive)
-            if not self._is_ide_page(request):
-                token = bearer_token(request.headers)
-                if token is None:
-                    await unauthorized("a bearer token is required")(scope, receive, send)
-                    return
-                try:
-                    principal = await self.authenticator.authenticate(token)
-                except Unauthenticated as exc:
-                    await unauthorized(exc.message)(scope, receive, send)
-                    return
-                scope.setdefault("state", {})["principal"] = principal
+            if self._is_ide_page(request):
+                # The page is static and executes nothing, so it needs no context (nor a token).
+                await (await self.strawberry.render_graphql_ide(request))(scope, receive, send)
+                return
+            token = bearer_token(request.headers)
+            if token is None:
+                await unauthorized("a bearer token is required")(scope, receive, send)
+                return
+            try:
+                principal = await self.authenticator.authenticate(token)
+            except Unauthenticated as exc:
+                await unauthorized(exc.message)(scope, receive, send)
+                return
+            scope[PRINCIPAL_KEY] = principal
         elif scope["type"] == "websocket":
             # Subscriptions (and their connection_params authentication) arrive with live logs.
             await WebSocket(scope, receive, send).close(code=4403, reason="subscriptions are not available")

@@ -10,7 +10,10 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
+from collections import OrderedDict
+
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import job_key_prefix, result_key_prefix
 
 from workers.functions import FUNCTIONS, WorkerFunction
 
@@ -40,6 +43,11 @@ class ArqQueue:
         if function not in FUNCTIONS:
             raise ValueError(f"unknown worker function {function!r}")
         job = await self.redis.enqueue_job(function, *args, _job_id=job_id, _queue_name=self.queue_name)
+        if job is None and not await self.redis.exists(job_key_prefix + job_id):
+            # arq also refuses an id whose finished run still has a stored result; only a
+            # waiting or running job (its job key exists) makes this enqueue a no-op.
+            await self.redis.delete(result_key_prefix + job_id)
+            job = await self.redis.enqueue_job(function, *args, _job_id=job_id, _queue_name=self.queue_name)
         return job is not None
 
     async def result(self, job_id: str, timeout: float) -> Any:
@@ -54,10 +62,13 @@ class ArqQueue:
 class InProcessQueue:
     """Runs each job as a task of this event loop, at most ``concurrency`` at once."""
 
+    # Finished tasks are kept (for ``result``) up to this many, oldest dropped first.
+    KEEP_FINISHED = 1000
+
     def __init__(self, context: dict[str, Any] | None = None, concurrency: int = 4) -> None:
         self.context = context if context is not None else {}
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._tasks: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
 
     async def enqueue(self, function: str, *args: Any, job_id: str) -> bool:
         fn: WorkerFunction | None = FUNCTIONS.get(function)
@@ -66,8 +77,15 @@ class InProcessQueue:
         existing = self._tasks.get(job_id)
         if existing is not None and not existing.done():
             return False
+        self._tasks.pop(job_id, None)
         self._tasks[job_id] = asyncio.create_task(self._run(fn, args, job_id), name=job_id)
+        self._forget_old()
         return True
+
+    def _forget_old(self) -> None:
+        finished = [k for k, t in self._tasks.items() if t.done()]
+        for key in finished[: max(0, len(finished) - self.KEEP_FINISHED)]:
+            del self._tasks[key]
 
     async def _run(self, fn: WorkerFunction, args: tuple[Any, ...], job_id: str) -> Any:
         async with self._slots:
@@ -78,7 +96,10 @@ class InProcessQueue:
                 raise
 
     async def result(self, job_id: str, timeout: float) -> Any:
-        return await asyncio.wait_for(asyncio.shield(self._tasks[job_id]), timeout)
+        task = self._tasks.get(job_id)
+        if task is None:
+            raise LookupError(f"no job {job_id!r} (never enqueued, or its result was dropped)")
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
 
     async def close(self) -> None:
         tasks = [t for t in self._tasks.values() if not t.done()]

@@ -17,7 +17,9 @@ class AccessToken(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     kind: str = Field(default="personal", max_length=16)
     description: str = Field(default="", max_length=1024)
+    # ``owner`` is the creator's stable subject; ``name`` how the creator is shown.
     owner: str = Field(max_length=255, index=True)
+    name: str = Field(default="", max_length=255)
     email: str | None = Field(default=None, max_length=255)
     groups: list[str] = Field(default_factory=list, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -17,6 +17,11 @@ from domain.services import Platform, reading, unit_of_work
 from domain.validation import check_text
 
 
+# Subjects of the platform's own principals live in their own namespace ("terrakube:"),
+# and OIDC subjects in theirs ("oidc:"), so no identity-provider account can own them.
+ADMIN_SUBJECT = "terrakube:admin"
+
+
 @dataclass(frozen=True)
 class NewToken:
     secret: str
@@ -32,6 +37,7 @@ async def create_access_token(platform: Platform, actor: Actor, description: str
     return await issue_token(
         platform,
         owner=actor.principal.subject,
+        name=actor.principal.name,
         email=actor.principal.email,
         groups=sorted(actor.principal.groups),
         description=description,
@@ -44,7 +50,8 @@ async def issue_admin_token(platform: Platform, days: int = 3650) -> NewToken:
     """The first token of an installation (``terrakube up``), a member of the admin group."""
     return await issue_token(
         platform,
-        owner="admin",
+        owner=ADMIN_SUBJECT,
+        name="admin",
         email=None,
         groups=[platform.admin_group],
         description="created by terrakube up",
@@ -58,6 +65,7 @@ async def issue_token(
     *,
     owner: str,
     email: str | None,
+    name: str | None = None,
     groups: list[str],
     description: str,
     days: int,
@@ -68,6 +76,7 @@ async def issue_token(
         kind=kind,
         description=description,
         owner=owner,
+        name=name or owner,
         email=email,
         groups=groups,
         created_at=now,

@@ -1,0 +1,321 @@
+"""GraphQL read-path benchmark against a real `terrakube serve` process.
+
+    .venv/bin/python bench/graphql.py [--db postgresql|sqlite] [--requests N] [--concurrency C] [--json]
+
+Seeds 1 organization x 1,000 workspaces x 5 variables into a fresh database, measures latency and
+throughput of three queries over HTTP/1.1 keep-alive, and counts SQL statements per query in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+# This file is named graphql.py: keep its folder off sys.path so `import graphql` finds graphql-core.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+ORG, WORKSPACES, VARS_PER_WS = "bench-org", 1000, 5
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+GOALS = {"a": 20.0, "b": 100.0}  # p99 ms at the latency pass
+BASELINE = "{ __typename }"
+QUERY_A = "query($o:String!,$n:String!){ workspace(organization:$o, name:$n){ id name description branch terraformVersion } }"
+QUERY_B = (
+    "query($o:String!){ organization(name:$o){ workspaces(first:%d){ edges{ cursor node{ id name description "
+    "source branch folder terraformVersion executionMode locked variables{ id key value category sensitive hcl } } } "
+    "pageInfo{ hasNextPage endCursor } } } }"
+)
+
+
+def ws_name(i: int) -> str:
+    return f"ws-{i:04d}"
+
+
+def payload(query: str, i: int) -> dict[str, Any]:
+    if query == "a":
+        return {"query": QUERY_A, "variables": {"o": ORG, "n": ws_name(i % WORKSPACES)}}
+    if query == "b":
+        return {"query": QUERY_B % 100, "variables": {"o": ORG}}
+    return {"query": BASELINE}
+
+
+def check(query: str, body: dict[str, Any], first: int = 100) -> None:
+    """Abort loudly on any error or on a (b) page that is not 100 x 5 with hidden secrets."""
+    if body.get("errors") or "data" not in body:
+        raise SystemExit(f"query {query} failed: {json.dumps(body)[:2000]}")
+    if query == "a" and not body["data"]["workspace"]:
+        raise SystemExit(f"query a found no workspace: {body}")
+    if query == "b":
+        edges = body["data"]["organization"]["workspaces"]["edges"]
+        if len(edges) != first:
+            raise SystemExit(f"query b returned {len(edges)} edges, expected {first}")
+        for e in edges:
+            vs = e["node"]["variables"]
+            if len(vs) != VARS_PER_WS or any((v["value"] is None) != v["sensitive"] for v in vs):
+                raise SystemExit(f"query b: bad variables for {e['node']['name']}: {vs}")
+
+
+# -- database ------------------------------------------------------------------------------------
+
+
+async def pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def seed(url: str, key: str) -> str:
+    """Insert the rows directly (one transaction) and return an admin token."""
+    from domain.crypto import SecretBox
+    from domain.db import Database
+    from domain.models import Organization, Variable, Workspace
+    from domain.services import Platform
+    from domain.services.access_tokens import issue_admin_token
+    from domain.tokens import TokenSigner
+
+    db, box = Database(url), SecretBox(key)
+    try:
+        org = Organization(name=ORG)
+        workspaces: list[Workspace] = []
+        variables: list[Variable] = []
+        for i in range(WORKSPACES):
+            ws = Workspace(organization_id=org.id, name=ws_name(i), description=f"workspace {i}",
+                           source="https://github.com/example/infra.git", terraform_version="1.11.4")
+            workspaces.append(ws)
+            n_sensitive = 1 + i % 2  # one or two sensitive variables per workspace
+            for j in range(VARS_PER_WS):
+                sensitive = j < n_sensitive
+                value = f"value-{i}-{j}"
+                variables.append(Variable(workspace_id=ws.id, key=f"var_{j}", category="TERRAFORM" if j % 2 else "ENV",
+                                     value=box.encrypt(value) if sensitive else value, sensitive=sensitive))
+        async with db.transaction() as s:  # no ORM relationships: flush parents first
+            for batch in ([org], workspaces, variables):
+                s.add_all(batch)
+                await s.flush()
+        platform = Platform(db=db, box=box, signer=TokenSigner(key))
+        return (await issue_admin_token(platform)).secret
+    finally:
+        await db.dispose()
+
+
+# -- server --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(url: str, key: str, tmp: Path, show_log: bool) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port, log = free_port(), tmp / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERRAKUBE_")}
+    env.update(TERRAKUBE_MODE="production", TERRAKUBE_DATABASE_URL=url, TERRAKUBE_SECRET_KEY=key,
+               TERRAKUBE_REDIS_URL="redis://127.0.0.1:6379/0", TERRAKUBE_DATA_DIR=str(tmp),
+               TERRAKUBE_STORAGE_LOCAL_PATH=str(tmp / "storage"))
+    out: Any = None if show_log else log.open("wb")
+    cmd = [str(ROOT / ".venv/bin/terrakube"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}; log: {log}\n{tail(log)}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc, base, log
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_server(proc)
+    raise SystemExit(f"server not healthy within 30 s; log: {log}\n{tail(log)}")
+
+
+def tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else ""
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+
+async def run(client: httpx.AsyncClient, query: str, n: int, concurrency: int) -> dict[str, float]:
+    latencies: list[float] = []
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        for i in counter:
+            body = payload(query, i)
+            t0 = time.perf_counter()
+            r = await client.post("/graphql", json=body)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                raise SystemExit(f"query {query}: HTTP {r.status_code}: {r.text[:2000]}")
+            check(query, r.json())
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98]
+    return {"n": n, "p50_ms": statistics.median(latencies), "p99_ms": p99, "rps": n / wall}
+
+
+async def measure(base: str, token: str, counts: dict[str, int], passes: list[int]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    limits = httpx.Limits(max_connections=max(passes), max_keepalive_connections=max(passes))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
+        for q in counts:
+            await run(client, q, 50, 1)  # warm-up
+        for c in passes:
+            rows = {q: await run(client, q, counts[q], c) for q in counts}
+            b = rows["baseline"]
+            for row in rows.values():
+                row.update(p50_ratio=row["p50_ms"] / b["p50_ms"], p99_ratio=row["p99_ms"] / b["p99_ms"],
+                           rps_ratio=row["rps"] / b["rps"])
+            results[f"c{c}"] = {"concurrency": c, "queries": rows}
+    return results
+
+
+async def count_statements(url: str, key: str, token: str, tmp: Path) -> dict[str, Any]:
+    """Statements per request, in-process (embedded mode, no Redis), auth lookup included."""
+    from asgi_lifespan import LifespanManager
+    from sqlalchemy import event
+
+    from app import create_app
+    from settings import Settings
+
+    settings = Settings(database_url=url, secret_key=key, data_dir=tmp / "inproc", storage_local_path=tmp / "storage")
+    app = create_app(settings)
+    statements: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        statements.append(" ".join(sql.split())[:100])
+
+    cases: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], None]]] = {
+        "baseline": (payload("baseline", 0), lambda b: check("baseline", b)),
+        "a": (payload("a", 7), lambda b: check("a", b)),
+        "b_first10": ({"query": QUERY_B % 10, "variables": {"o": ORG}}, lambda b: check("b", b, 10)),
+        "b_first100": ({"query": QUERY_B % 100, "variables": {"o": ORG}}, lambda b: check("b", b, 100)),
+    }
+    out: dict[str, Any] = {}
+    async with LifespanManager(app) as manager:
+        engine = app.state.services.platform.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", on_execute)
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            for name, (body, verify) in cases.items():
+                await client.post("/graphql", json=body)  # warm (connection, compiled caches)
+                statements.clear()
+                r = await client.post("/graphql", json=body)
+                verify(r.json())
+                out[name] = {"count": len(statements), "statements": list(statements)}
+    out["b_constant"] = out["b_first10"]["count"] == out["b_first100"]["count"]
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [f"GraphQL benchmark - db={r['db']} cores={r['cores']} workspaces={WORKSPACES}x{VARS_PER_WS} vars "
+             f"python={r['python']} load={r['load']}", f"{'pass':<5}{'query':<10}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}"
+             f"{'p50 x':>8}{'p99 x':>8}{'rps x':>8}"]
+    for p in r["passes"].values():
+        for q, m in p["queries"].items():
+            lines.append(f"c={p['concurrency']:<3}{q:<10}{m['n']:>6}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}"
+                         f"{m['rps']:>9.1f}{m['p50_ratio']:>8.2f}{m['p99_ratio']:>8.2f}{m['rps_ratio']:>8.3f}")
+    s = r["sql"]
+    lines.append("SQL statements/request (incl. token lookup): " + ", ".join(
+        f"{k}={s[k]['count']}" for k in ("baseline", "a", "b_first10", "b_first100"))
+        + f"; (b) constant for 10 vs 100: {'YES' if s['b_constant'] else 'NO'}")
+    for g in r["goals"]:
+        lines.append(f"goal ({g['query']}) p99 <= {g['target_ms']:.0f} ms at c={g['concurrency']}: "
+                     f"{g['p99_ms']:.2f} ms  {'PASS' if g['pass'] else 'MISS'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
+    ap.add_argument("--requests", type=int, default=None, help="per query (default 1000, 300 for (b))")
+    ap.add_argument("--concurrency", type=int, default=1, help="latency pass (a c=8 pass always follows)")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--uvicorn-log", action="store_true", help="show the server's log (default: a file)")
+    args = ap.parse_args()
+    n = args.requests
+    counts = {"baseline": n or 1000, "a": n or 1000, "b": n or 300}
+    passes = sorted({args.concurrency, 8}, key=lambda c: (c != args.concurrency, c))
+    key = secrets.token_urlsafe(36)  # 48 characters
+
+    import migrations
+
+    with tempfile.TemporaryDirectory(prefix="terrakube-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        dbname = f"terrakube_bench_{uuid.uuid4().hex[:12]}"
+        if args.db == "postgresql":
+            url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
+            asyncio.run(pg_admin(f'CREATE DATABASE "{dbname}"'))
+        else:
+            url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+        proc = None
+        try:
+            t0 = time.perf_counter()
+            migrations.upgrade(url)
+            token = asyncio.run(seed(url, key))
+            print(f"migrated and seeded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            proc, base, log = start_server(url, key, tmp, args.uvicorn_log)
+            passes_out = asyncio.run(measure(base, token, counts, passes))
+            stop_server(proc)
+            sql = asyncio.run(count_statements(url, key, token, tmp))
+        except BaseException:
+            if proc is not None and not args.uvicorn_log:
+                print(f"server log tail:\n{tail(tmp / 'server.log')}", file=sys.stderr)
+            raise
+        finally:
+            if proc is not None:
+                stop_server(proc)
+            if args.db == "postgresql":
+                asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+
+    lat = passes_out[f"c{passes[0]}"]
+    goals = [{"query": q, "target_ms": t, "concurrency": passes[0], "p99_ms": lat["queries"][q]["p99_ms"],
+              "pass": lat["queries"][q]["p99_ms"] <= t} for q, t in GOALS.items()]
+    result = {"db": args.db, "cores": os.cpu_count(), "python": sys.version.split()[0],
+              "load": "/".join(f"{x:.2f}" for x in os.getloadavg()),
+              "passes": passes_out, "sql": sql, "goals": goals}
+    print(json.dumps(result, indent=2) if args.json else report(result))
+
+
+if __name__ == "__main__":
+    main()
