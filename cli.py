@@ -8,7 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from settings import ConfigurationError, Mode, Settings, ensure_embedded_secret, load_settings
+from settings import (
+    ConfigurationError,
+    Mode,
+    Settings,
+    ensure_embedded_secret,
+    load_settings,
+)
 
 
 def _settings(mode: Mode | None, data_dir: str | None) -> Settings:

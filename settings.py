@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
 
     @model_validator(mode="after")
-    def _production_requirements(self) -> "Settings":
+    def _production_requirements(self) -> Settings:
         if self.mode is Mode.production:
             if not self.database_url:
                 raise ValueError(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.errors import NotFound, PermissionDenied
 from domain.models import Team

@@ -18,7 +18,6 @@ from domain.services import Platform
 from graph.resolvers.context import Context
 from graph.schema import Schema
 
-
 # Our own scope keys: scope["state"] may be shared between requests by some servers.
 PRINCIPAL_KEY = "terrakube.principal"
 REQUEST_ID_KEY = "terrakube.request_id"

@@ -4,10 +4,10 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 import domain.models  # noqa: F401  (fills the metadata)
 from domain.db import create_engine, is_sqlite
-from sqlmodel import SQLModel
 
 target_metadata = SQLModel.metadata
 

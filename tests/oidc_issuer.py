@@ -124,7 +124,7 @@ class OidcIssuer:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "OidcIssuer":
+    def __enter__(self) -> OidcIssuer:
         return self
 
     def __exit__(self, *exc: object) -> None:

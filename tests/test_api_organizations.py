@@ -64,7 +64,7 @@ async def test_unknown_id_is_not_found(gql: GraphQLClient) -> None:
         f"mutation {{ updateOrganization(input: {{id: \"{'0' * 8}-0000-0000-0000-{'0' * 12}\", description: \"x\"}}) {{ {ORG_FIELDS} }} }}"
     )
     assert result["updateOrganization"]["__typename"] == "NotFoundError"
-    bad_id = await gql(f'mutation {{ deleteOrganization(input: {{id: "nope"}}) {{ ... on ValidationError {{ field message }} }} }}')
+    bad_id = await gql('mutation { deleteOrganization(input: {id: "nope"}) { ... on ValidationError { field message } } }')
     assert bad_id["deleteOrganization"]["field"] == "id"
 
 

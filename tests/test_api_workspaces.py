@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-
 from app import Services
 from domain.models import Variable
 from tests.conftest import GraphQLClient

@@ -24,7 +24,14 @@ from app import Services, create_app
 from domain.services.access_tokens import issue_admin_token
 from domain.tokens import PLATFORM_ISSUER
 from tests.conftest import GraphQLClient, make_settings
-from tests.oidc_issuer import AUDIENCE, OMIT, OidcIssuer, b64url, new_ec_key, new_rsa_key
+from tests.oidc_issuer import (
+    AUDIENCE,
+    OMIT,
+    OidcIssuer,
+    b64url,
+    new_ec_key,
+    new_rsa_key,
+)
 
 ME = "{ me { name email groups isAdmin } }"
 

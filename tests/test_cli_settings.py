@@ -15,7 +15,13 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from settings import MIN_SECRET_LENGTH, ConfigurationError, Mode, Settings, load_settings
+from settings import (
+    MIN_SECRET_LENGTH,
+    ConfigurationError,
+    Mode,
+    Settings,
+    load_settings,
+)
 
 TERRAKUBE = Path(sys.executable).parent / "terrakube"
 COMMAND_TIMEOUT = 60

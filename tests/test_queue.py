@@ -161,7 +161,7 @@ async def test_terrakube_worker_process_consumes_the_queue(tmp_path: Path) -> No
         assert await queue.enqueue("ping", nonce, job_id=job_id) is True
         try:
             result = await queue.result(job_id, timeout=RESULT_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pytest.fail(f"the worker did not answer; exit code {process.poll()}, log:\n{log_path.read_text()}")
         assert result["nonce"] == nonce
         assert result["worker"].endswith(f":{process.pid}"), result

@@ -22,10 +22,10 @@ from storage import (
     LocalBlobStore,
     ObjectInfo,
     StorageError,
+    keys,
     open_local_store,
     validate_key,
 )
-from storage import keys
 
 MiB = 1 << 20
 

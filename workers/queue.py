@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
-
 from collections import OrderedDict
+from typing import Any, Protocol
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import job_key_prefix, result_key_prefix
@@ -34,7 +33,7 @@ class ArqQueue:
         self.queue_name = queue_name
 
     @classmethod
-    async def connect(cls, redis_url: str, queue_name: str) -> "ArqQueue":
+    async def connect(cls, redis_url: str, queue_name: str) -> ArqQueue:
         settings = RedisSettings.from_dsn(redis_url)
         settings.conn_retries = 1
         return cls(await create_pool(settings, default_queue_name=queue_name), queue_name)

@@ -16,7 +16,6 @@ from domain.principal import PrincipalKind
 from domain.services import Platform, reading, unit_of_work
 from domain.validation import check_text
 
-
 # Subjects of the platform's own principals live in their own namespace ("terrakube:"),
 # and OIDC subjects in theirs ("oidc:"), so no identity-provider account can own them.
 ADMIN_SUBJECT = "terrakube:admin"

@@ -12,6 +12,7 @@ from domain.models import Organization, Team
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.services import Platform, reading, unit_of_work
+from domain.services.lookups import organization_named
 from domain.validation import check_name, check_text
 
 
@@ -37,7 +38,7 @@ async def create_organization(platform: Platform, actor: Actor, data: Organizati
     _check(data.name, data.description)
     conflict = f"an organization named {data.name!r} already exists"
     async with unit_of_work(platform, conflict) as session:
-        if await _by_name(session, data.name) is not None:
+        if await organization_named(session, data.name) is not None:
             raise Conflict(conflict)
         org = Organization(name=data.name, description=data.description)
         session.add(org)
@@ -55,7 +56,7 @@ async def update_organization(
         if org is None:
             raise NotFound("organization not found")
         if data.name is not None and data.name != org.name:
-            if await _by_name(session, data.name) is not None:
+            if await organization_named(session, data.name) is not None:
                 raise Conflict(conflict)
             org.name = data.name
         if data.description is not None:
@@ -78,7 +79,7 @@ async def delete_organization(platform: Platform, actor: Actor, org_id: uuid.UUI
 async def get_organization(platform: Platform, actor: Actor, name: str) -> Organization | None:
     """``None`` both when it does not exist and when the caller may not see it."""
     async with reading(platform) as session:
-        org = await _by_name(session, name)
+        org = await organization_named(session, name)
         if org is None or not (await actor.access(session, org.id)).visible:
             return None
         return org
@@ -101,6 +102,3 @@ async def list_organizations(platform: Platform, actor: Actor, page: PageRequest
     async with reading(platform) as session:
         return await paginate_by_name(session, query, Organization.name, Organization.id, page)
 
-
-async def _by_name(session, name: str) -> Organization | None:  # type: ignore[no-untyped-def]
-    return (await session.exec(select(Organization).where(Organization.name == name))).first()

@@ -5,14 +5,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel
 
 from domain.access import Actor, team_permissions
-from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.models import Organization, Team
+from domain.errors import NotFound, ValidationFailed
+from domain.models import Team
 from domain.models.types import utcnow
 from domain.principal import Permission, Role
-from domain.services import Platform, reading, unit_of_work
+from domain.services import Platform, unit_of_work
+from domain.services.lookups import (
+    children_by_parent,
+    ensure_name_free,
+    organization_named,
+)
 from domain.validation import check_text
 
 FLAG_FIELDS = tuple(p.value for p in Permission)
@@ -70,14 +75,11 @@ async def create_team(platform: Platform, actor: Actor, data: TeamCreate) -> Tea
     _check_name(data.name)
     conflict = f"a team named {data.name!r} already exists in {data.organization!r}"
     async with unit_of_work(platform, conflict) as session:
-        org = (
-            await session.exec(select(Organization).where(Organization.name == data.organization))
-        ).first()
+        org = await organization_named(session, data.organization)
         if org is None or not (await actor.access(session, org.id)).visible:
             raise NotFound(f"organization {data.organization!r} not found")
         actor.require_admin("manage teams")
-        if await _by_name(session, org.id, data.name) is not None:
-            raise Conflict(conflict)
+        await ensure_name_free(session, Team, org.id, data.name, None, conflict)
         team = Team(organization_id=org.id, name=data.name, role=data.role.value)
         _apply_role(team, data.role, data.given())
         session.add(team)
@@ -91,9 +93,8 @@ async def update_team(platform: Platform, actor: Actor, team_id: uuid.UUID, data
     async with unit_of_work(platform, conflict) as session:
         team = await _visible_team(session, actor, team_id, lock=True)
         actor.require_admin("manage teams")
-        if data.name is not None and data.name != team.name:
-            if await _by_name(session, team.organization_id, data.name) is not None:
-                raise Conflict(conflict)
+        await ensure_name_free(session, Team, team.organization_id, data.name, team.name, conflict)
+        if data.name is not None:
             team.name = data.name
         role = data.role or Role(team.role)
         flags = data.given()
@@ -119,16 +120,7 @@ async def teams_by_organization(
     platform: Platform, org_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Team]]:
     """Batch load for already-authorized organizations (one statement for any number)."""
-    async with reading(platform) as session:
-        rows = (
-            await session.exec(
-                select(Team).where(col(Team.organization_id).in_(list(org_ids))).order_by(Team.name)
-            )
-        ).all()
-    grouped: dict[uuid.UUID, list[Team]] = {i: [] for i in org_ids}
-    for team in rows:
-        grouped[team.organization_id].append(team)
-    return grouped
+    return await children_by_parent(platform, Team, Team.organization_id, org_ids, Team.name)
 
 
 async def _visible_team(session, actor: Actor, team_id: uuid.UUID, lock: bool = False) -> Team:  # type: ignore[no-untyped-def]
@@ -137,8 +129,3 @@ async def _visible_team(session, actor: Actor, team_id: uuid.UUID, lock: bool = 
         raise NotFound("team not found")
     return team
 
-
-async def _by_name(session, org_id: uuid.UUID, name: str) -> Team | None:  # type: ignore[no-untyped-def]
-    return (
-        await session.exec(select(Team).where(Team.organization_id == org_id, Team.name == name))
-    ).first()

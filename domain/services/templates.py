@@ -5,14 +5,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel
 
 from domain.access import Actor
-from domain.errors import Conflict, NotFound
-from domain.models import Organization, Template
+from domain.errors import NotFound
+from domain.models import Template
 from domain.models.types import utcnow
 from domain.principal import Permission
-from domain.services import Platform, reading, unit_of_work
+from domain.services import Platform, unit_of_work
+from domain.services.lookups import (
+    children_by_parent,
+    ensure_name_free,
+    organization_named,
+)
 from domain.tcl import check_tcl
 from domain.validation import check_text
 
@@ -43,14 +48,11 @@ async def create_template(platform: Platform, actor: Actor, data: TemplateCreate
     _check(data)
     conflict = f"a template named {data.name!r} already exists in {data.organization!r}"
     async with unit_of_work(platform, conflict) as session:
-        org = (
-            await session.exec(select(Organization).where(Organization.name == data.organization))
-        ).first()
+        org = await organization_named(session, data.organization)
         if org is None:
             raise NotFound(f"organization {data.organization!r} not found")
         await actor.require(session, org.id, Permission.manage_template, f"organization {data.organization!r}")
-        if await _by_name(session, org.id, data.name) is not None:
-            raise Conflict(conflict)
+        await ensure_name_free(session, Template, org.id, data.name, None, conflict)
         template = Template(organization_id=org.id, name=data.name, description=data.description, tcl=data.tcl)
         session.add(template)
     return template
@@ -63,9 +65,7 @@ async def update_template(
     conflict = f"a template named {data.name!r} already exists in this organization"
     async with unit_of_work(platform, conflict) as session:
         template = await _editable(session, actor, template_id)
-        if data.name is not None and data.name != template.name:
-            if await _by_name(session, template.organization_id, data.name) is not None:
-                raise Conflict(conflict)
+        await ensure_name_free(session, Template, template.organization_id, data.name, template.name, conflict)
         for field, value in data.model_dump(exclude_none=True).items():
             setattr(template, field, value)
         template.updated_at = utcnow()
@@ -83,16 +83,7 @@ async def delete_template(platform: Platform, actor: Actor, template_id: uuid.UU
 async def templates_by_organization(
     platform: Platform, org_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Template]]:
-    async with reading(platform) as session:
-        rows = (
-            await session.exec(
-                select(Template).where(col(Template.organization_id).in_(list(org_ids))).order_by(Template.name)
-            )
-        ).all()
-    grouped: dict[uuid.UUID, list[Template]] = {i: [] for i in org_ids}
-    for template in rows:
-        grouped[template.organization_id].append(template)
-    return grouped
+    return await children_by_parent(platform, Template, Template.organization_id, org_ids, Template.name)
 
 
 async def _editable(session, actor: Actor, template_id: uuid.UUID) -> Template:  # type: ignore[no-untyped-def]
@@ -102,8 +93,3 @@ async def _editable(session, actor: Actor, template_id: uuid.UUID) -> Template: 
     await actor.require(session, template.organization_id, Permission.manage_template, "template")
     return template
 
-
-async def _by_name(session, org_id: uuid.UUID, name: str) -> Template | None:  # type: ignore[no-untyped-def]
-    return (
-        await session.exec(select(Template).where(Template.organization_id == org_id, Template.name == name))
-    ).first()

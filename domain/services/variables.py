@@ -7,14 +7,15 @@ import uuid
 from collections.abc import Sequence
 from enum import StrEnum
 
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel, select
 
 from domain.access import Actor
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.models import Variable, Workspace
 from domain.models.types import utcnow
 from domain.principal import Permission
-from domain.services import Platform, reading, unit_of_work
+from domain.services import Platform, unit_of_work
+from domain.services.lookups import children_by_parent
 from domain.validation import check_text
 
 MAX_VALUE_BYTES = 256 * 1024
@@ -159,18 +160,9 @@ async def variables_by_workspace(
     platform: Platform, workspace_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Variable]]:
     """Batch load for already-authorized workspaces (one statement for any number)."""
-    async with reading(platform) as session:
-        rows = (
-            await session.exec(
-                select(Variable)
-                .where(col(Variable.workspace_id).in_(list(workspace_ids)))
-                .order_by(Variable.category, Variable.key)
-            )
-        ).all()
-    grouped: dict[uuid.UUID, list[Variable]] = {i: [] for i in workspace_ids}
-    for variable in rows:
-        grouped[variable.workspace_id].append(variable)
-    return grouped
+    return await children_by_parent(
+        platform, Variable, Variable.workspace_id, workspace_ids, Variable.category, Variable.key
+    )
 
 
 async def _editable_workspace(session, actor: Actor, workspace_id: uuid.UUID) -> Workspace:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
+from domain.services.lookups import ensure_name_free, organization_named
 from domain.validation import check_name, check_semver, check_text
 
 DEFAULT_TERRAFORM_VERSION = "1.11.4"
@@ -76,14 +77,11 @@ async def create_workspace(platform: Platform, actor: Actor, data: WorkspaceCrea
     _check(data)
     conflict = f"a workspace named {data.name!r} already exists in {data.organization!r}"
     async with unit_of_work(platform, conflict) as session:
-        org = (
-            await session.exec(select(Organization).where(Organization.name == data.organization))
-        ).first()
+        org = await organization_named(session, data.organization)
         if org is None:
             raise NotFound(f"organization {data.organization!r} not found")
         await actor.require(session, org.id, Permission.manage_workspace, f"organization {data.organization!r}")
-        if await _by_name(session, org.id, data.name) is not None:
-            raise Conflict(conflict)
+        await ensure_name_free(session, Workspace, org.id, data.name, None, conflict)
         workspace = Workspace(
             organization_id=org.id,
             name=data.name,
@@ -105,9 +103,7 @@ async def update_workspace(
     conflict = f"a workspace named {data.name!r} already exists in this organization"
     async with unit_of_work(platform, conflict) as session:
         ws = await _editable(session, actor, workspace_id)
-        if data.name is not None and data.name != ws.name:
-            if await _by_name(session, ws.organization_id, data.name) is not None:
-                raise Conflict(conflict)
+        await ensure_name_free(session, Workspace, ws.organization_id, data.name, ws.name, conflict)
         changes = data.model_dump(exclude_none=True)
         if "source" in changes:
             changes["source"] = changes["source"] or None
@@ -191,8 +187,3 @@ async def _editable(session, actor: Actor, workspace_id: uuid.UUID) -> Workspace
     await actor.require(session, ws.organization_id, Permission.manage_workspace, "workspace")
     return ws
 
-
-async def _by_name(session, org_id: uuid.UUID, name: str) -> Workspace | None:  # type: ignore[no-untyped-def]
-    return (
-        await session.exec(select(Workspace).where(Workspace.organization_id == org_id, Workspace.name == name))
-    ).first()

@@ -7,7 +7,12 @@ from typing import Any
 import strawberry
 from strawberry.types import ExecutionContext
 
-from graph.schema.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from graph.schema.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from graph.schema.extensions import PublicErrors
 from graph.schema.mutation import Mutation
 from graph.schema.query import Query

@@ -10,7 +10,13 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from domain.errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationFailed
+from domain.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 
 log = logging.getLogger("terrakube.graphql")
 

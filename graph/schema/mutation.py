@@ -10,8 +10,19 @@ from domain.services.organizations import OrganizationCreate, OrganizationUpdate
 from domain.services.teams import TeamCreate, TeamUpdate
 from domain.services.templates import TemplateCreate, TemplateUpdate
 from domain.services.variables import VariableCreate, VariableUpdate
-from domain.services.workspaces import DEFAULT_TERRAFORM_VERSION, WorkspaceCreate, WorkspaceUpdate
-from graph.resolvers import organizations, teams, templates, tokens, variables, workspaces
+from domain.services.workspaces import (
+    DEFAULT_TERRAFORM_VERSION,
+    WorkspaceCreate,
+    WorkspaceUpdate,
+)
+from graph.resolvers import (
+    organizations,
+    teams,
+    templates,
+    tokens,
+    variables,
+    workspaces,
+)
 from graph.resolvers.context import Context, parse_id
 from graph.schema import inputs as i
 from graph.schema.errors import (

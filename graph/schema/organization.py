@@ -30,7 +30,7 @@ class Team:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: TeamRow) -> "Team":
+    def from_row(cls, row: TeamRow) -> Team:
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,
@@ -83,7 +83,7 @@ class Organization:
         return connection(page, Workspace.from_row)
 
     @classmethod
-    def from_row(cls, row: OrganizationRow) -> "Organization":
+    def from_row(cls, row: OrganizationRow) -> Organization:
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,

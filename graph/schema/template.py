@@ -17,7 +17,7 @@ class Template:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: TemplateRow) -> "Template":
+    def from_row(cls, row: TemplateRow) -> Template:
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,

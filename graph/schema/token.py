@@ -16,7 +16,7 @@ class AccessToken:
     expires_at: datetime
 
     @classmethod
-    def from_row(cls, row: AccessTokenRow) -> "AccessToken":
+    def from_row(cls, row: AccessTokenRow) -> AccessToken:
         return cls(
             id=strawberry.ID(str(row.id)),
             description=row.description,
@@ -39,7 +39,7 @@ class Me:
     is_admin: bool
 
     @classmethod
-    def from_principal(cls, principal: Principal) -> "Me":
+    def from_principal(cls, principal: Principal) -> Me:
         return cls(
             name=principal.name,
             email=principal.email,

@@ -24,7 +24,7 @@ class Variable:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: VariableRow) -> "Variable":
+    def from_row(cls, row: VariableRow) -> Variable:
         return cls(
             id=strawberry.ID(str(row.id)),
             key=row.key,
@@ -63,7 +63,7 @@ class Workspace:
         return [Variable.from_row(r) for r in rows]
 
     @classmethod
-    def from_row(cls, row: WorkspaceRow) -> "Workspace":
+    def from_row(cls, row: WorkspaceRow) -> Workspace:
         return cls(
             id=strawberry.ID(str(row.id)),
             organization_id=strawberry.ID(str(row.organization_id)),

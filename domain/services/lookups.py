@@ -1,0 +1,55 @@
+"""Lookups every service repeats: by name within an organization, and batch loads by parent."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.errors import Conflict
+from domain.models import Organization
+from domain.services import Platform, reading
+
+M = TypeVar("M")
+
+
+async def organization_named(session: AsyncSession, name: str) -> Organization | None:
+    return (await session.exec(select(Organization).where(Organization.name == name))).first()
+
+
+async def named_in_organization(
+    session: AsyncSession, model: type[M], organization_id: uuid.UUID, name: str
+) -> M | None:
+    query = select(model).where(
+        model.organization_id == organization_id,  # type: ignore[attr-defined]
+        model.name == name,  # type: ignore[attr-defined]
+    )
+    return (await session.exec(query)).first()
+
+
+async def ensure_name_free(
+    session: AsyncSession, model: type[Any], organization_id: uuid.UUID, name: str | None, current: str | None, conflict: str
+) -> None:
+    """Refuse a create or rename onto a name another row of the organization already has."""
+    if name is None or name == current:
+        return
+    if await named_in_organization(session, model, organization_id, name) is not None:
+        raise Conflict(conflict)
+
+
+async def children_by_parent(
+    platform: Platform, model: type[M], parent_column: Any, parent_ids: Sequence[uuid.UUID], *order_by: Any
+) -> dict[uuid.UUID, list[M]]:
+    """One statement for any number of parents (the DataLoaders' batch function)."""
+    async with reading(platform) as session:
+        rows = (
+            await session.exec(select(model).where(col(parent_column).in_(list(parent_ids))).order_by(*order_by))
+        ).all()
+    grouped: dict[uuid.UUID, list[M]] = {i: [] for i in parent_ids}
+    key = parent_column.key
+    for row in rows:
+        grouped[getattr(row, key)].append(row)
+    return grouped
