@@ -6,7 +6,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,79 +14,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from domain.authn import Authenticator, OidcConfig
-from domain.crypto import SecretBox
-from domain.db import Database
-from domain.services import Platform
-from domain.tokens import TokenSigner
 from graph.asgi import REQUEST_ID_KEY, GraphQLEndpoint
 from graph.schema import schema
-from jwks import JwksKeySource
-from settings import ConfigurationError, Mode, Settings, StorageBackend
-from storage import BlobStore, LocalBlobStore
-from workers.keys import queue_name
-from workers.queue import ArqQueue, InProcessQueue, JobQueue
+from registry.state_backend import state_routes
+from settings import Settings
+from wiring import Services, close_services, open_runtime, open_services
+
+__all__ = ["Services", "close_services", "create_app", "open_runtime", "open_services"]
 
 log = logging.getLogger("terrakube.app")
 VERSION = "0.1.0"
-
-
-@dataclass
-class Services:
-    """What the lifespan opened; routes find it on ``app.state.services``."""
-
-    settings: Settings
-    platform: Platform
-    authenticator: Authenticator
-    store: BlobStore
-    queue: JobQueue
-    keys: JwksKeySource | None
-
-
-def open_store(settings: Settings) -> BlobStore:
-    if settings.storage_backend is not StorageBackend.local:
-        raise ConfigurationError(
-            f"TERRAKUBE_STORAGE_BACKEND={settings.storage_backend.value} is not available yet; use 'local'"
-        )
-    return LocalBlobStore(settings.effective_storage_path)
-
-
-async def open_services(settings: Settings) -> Services:
-    if not settings.secret_key:
-        raise ConfigurationError("TERRAKUBE_SECRET_KEY is not set")
-    db = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
-    platform = Platform(
-        db=db,
-        box=SecretBox(settings.secret_key),
-        signer=TokenSigner(settings.secret_key),
-        admin_group=settings.admin_group,
-        access_token_max_days=settings.access_token_max_days,
-    )
-    keys = None
-    oidc = None
-    if settings.oidc_issuer:
-        if not settings.oidc_audience:
-            raise ConfigurationError("TERRAKUBE_OIDC_AUDIENCE is required when TERRAKUBE_OIDC_ISSUER is set")
-        oidc = OidcConfig(settings.oidc_issuer, settings.oidc_audience, settings.oidc_groups_claim)
-        keys = JwksKeySource(
-            settings.oidc_issuer, jwks_url=settings.oidc_jwks_url, cache_seconds=settings.oidc_jwks_cache_seconds
-        )
-    store = open_store(settings)
-    await store.check()
-    queue: JobQueue
-    if settings.mode is Mode.embedded:
-        queue = InProcessQueue(concurrency=settings.worker_concurrency)
-    else:
-        queue = await ArqQueue.connect(settings.redis_url, queue_name(settings.redis_prefix))
-    return Services(settings, platform, Authenticator(platform, oidc, keys), store, queue, keys)
-
-
-async def close_services(services: Services) -> None:
-    await services.queue.close()
-    await services.store.close()
-    if services.keys is not None:
-        await services.keys.aclose()
-    await services.platform.db.dispose()
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -152,6 +88,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", LazyGraphQL(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", LazyGraphQL()),
+            *state_routes(),
         ],
         lifespan=lifespan,
     )

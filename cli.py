@@ -36,26 +36,28 @@ def _migrate(settings: Settings) -> None:
 
 async def _admin_token(settings: Settings) -> str:
     """Reuse the token in ``D/admin-token`` while it is valid; otherwise issue a new one."""
-    from app import close_services, open_services
+    from domain.authn import Authenticator
     from domain.errors import Unauthenticated
     from domain.services.access_tokens import issue_admin_token
+    from wiring import open_platform
 
     token_file = settings.data_dir / "admin-token"
-    services = await open_services(settings)
+    platform = await open_platform(settings)
     try:
         if token_file.exists():
             token = token_file.read_text().strip()
             try:
-                await services.authenticator.authenticate(token)
+                await Authenticator(platform).authenticate(token)
                 return token
             except Unauthenticated:
                 pass
-        new = await issue_admin_token(services.platform)
+        new = await issue_admin_token(platform)
         token_file.touch(mode=0o600)
         token_file.write_text(new.secret + "\n")
         return new.secret
     finally:
-        await close_services(services)
+        await platform.blobs.close()
+        await platform.db.dispose()
 
 
 def cmd_up(args: argparse.Namespace) -> None:
@@ -64,6 +66,10 @@ def cmd_up(args: argparse.Namespace) -> None:
     from app import create_app
 
     settings = ensure_embedded_secret(_settings(Mode.embedded, args.data_dir))
+    if not settings.public_url:
+        # The in-process executor reaches this very server (state backend, registry).
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{args.port}"})
     _migrate(settings)
     token = asyncio.run(_admin_token(settings))
     url = f"http://{args.host}:{args.port}/graphql"

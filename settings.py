@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     access_token_max_days: int = 365
     worker_concurrency: int = 4
     step_timeout_seconds: int = 6 * 3600
+    # A running step's worker reports every heartbeat_seconds; silent for heartbeat_ttl_seconds
+    # means lost. The sweep (the safety net behind event-driven dispatch) runs every sweep_seconds.
+    heartbeat_seconds: float = 5.0
+    heartbeat_ttl_seconds: float = 45.0
+    sweep_seconds: float = 10.0
+    max_configuration_bytes: int = 100 * 1024 * 1024
+    # Where the executor finds terraform and keeps its scratch directories.
+    terraform_bin: str = "terraform"
+    work_dir: Path | None = None
     database_pool_size: int = 10
 
     @model_validator(mode="after")
@@ -85,6 +94,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'terrakube.db'}"
+
+    @property
+    def effective_work_dir(self) -> Path:
+        return self.work_dir or (self.data_dir / "work")
 
     @property
     def effective_storage_path(self) -> Path:

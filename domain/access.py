@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.errors import NotFound, PermissionDenied
 from domain.models import Team
 from domain.principal import (
+    JOB_PERMISSIONS,
     NO_ACCESS,
     ROLE_PRESETS,
     SUPERUSER_ACCESS,
@@ -45,6 +46,9 @@ class Actor:
     async def access(self, session: AsyncSession, organization_id: uuid.UUID) -> OrganizationAccess:
         if self.principal.is_admin:
             return SUPERUSER_ACCESS
+        if self.principal.job is not None:
+            own = str(organization_id) == self.principal.job.organization_id
+            return OrganizationAccess(visible=own, permissions=JOB_PERMISSIONS if own else frozenset())
         cached = self._access.get(organization_id)
         if cached is not None:
             return cached
@@ -79,6 +83,19 @@ class Actor:
         access = await self.require_visible(session, organization_id, what)
         if not access.allows(permission):
             raise PermissionDenied(f"the permission {permission_label(permission)} is required")
+
+    async def require_in_workspace(
+        self,
+        session: AsyncSession,
+        organization_id: uuid.UUID,
+        workspace_id: uuid.UUID,
+        permission: Permission,
+        what: str,
+    ) -> None:
+        """Like ``require``; a job token is further held to its own job's workspace."""
+        await self.require(session, organization_id, permission, what)
+        if self.principal.job is not None and str(workspace_id) != self.principal.job.workspace_id:
+            raise PermissionDenied("a job token may only act on its own workspace")
 
     def require_admin(self, action: str) -> None:
         if not self.principal.is_admin:

@@ -15,12 +15,15 @@ from jose import jwt
 from jose.exceptions import JOSEError
 
 from domain.errors import Unauthenticated
-from domain.principal import Principal, PrincipalKind
+from domain.jobs import is_terminal
+from domain.models import Job
+from domain.principal import JobScope, Principal, PrincipalKind
 from domain.services import Platform
 from domain.services.access_tokens import find_active_token
-from domain.tokens import PLATFORM_ISSUER, InvalidPlatformToken
+from domain.tokens import JOB_TOKEN_TYPE, PLATFORM_ISSUER, InvalidPlatformToken
 
 OIDC_ALGORITHMS = frozenset({"RS256", "ES256"})
+
 
 
 class KeySource(Protocol):
@@ -61,6 +64,8 @@ class Authenticator:
             token_id = uuid.UUID(claims["jti"])
         except (InvalidPlatformToken, ValueError, KeyError):
             raise Unauthenticated("the access token is invalid or expired") from None
+        if claims.get("typ") == JOB_TOKEN_TYPE:
+            return await self._job_token(token_id, claims)
         row = await find_active_token(self.platform, token_id)
         if row is None:
             raise Unauthenticated("the access token is revoked or expired")
@@ -73,6 +78,22 @@ class Authenticator:
             kind=PrincipalKind.personal_token,
             is_admin=self.platform.admin_group in groups,
             token_id=str(row.id),
+        )
+
+    async def _job_token(self, job_id: uuid.UUID, claims: dict[str, Any]) -> Principal:
+        """Valid while its job has not ended, so a leaked job token dies with the job."""
+        async with self.platform.db.session() as session:
+            job = await session.get(Job, job_id)
+        if job is None or is_terminal(job.status) or str(job.workspace_id) != claims.get("ws"):
+            raise Unauthenticated("the job token is no longer valid")
+        return Principal(
+            name=f"job {job_id}",
+            subject=f"job:{job_id}",
+            groups=frozenset(),
+            kind=PrincipalKind.job,
+            job=JobScope(
+                organization_id=str(job.organization_id), workspace_id=str(job.workspace_id), job_id=str(job_id)
+            ),
         )
 
     async def _oidc_token(self, token: str, header: dict[str, Any]) -> Principal:

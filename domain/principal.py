@@ -45,6 +45,19 @@ ROLE_PRESETS: dict[Role, frozenset[Permission]] = {
 
 
 @dataclass(frozen=True)
+class JobScope:
+    """What a job token may touch: its own job's workspace, nothing else."""
+
+    organization_id: str
+    workspace_id: str
+    job_id: str
+
+
+# A job token reads its organization (e.g. private modules) and writes its workspace's state.
+JOB_PERMISSIONS = frozenset({Permission.manage_state})
+
+
+@dataclass(frozen=True)
 class Principal:
     name: str
     groups: frozenset[str]
@@ -54,6 +67,7 @@ class Principal:
     # Stable identity (owner of personal tokens); the display ``name`` may change.
     subject: str = ""
     token_id: str | None = None
+    job: JobScope | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 

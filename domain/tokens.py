@@ -1,4 +1,4 @@
-"""The platform's own JWTs (personal access tokens; job tokens later), signed with HS256."""
+"""The platform's own JWTs (personal access tokens and job tokens), signed with HS256."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from domain.crypto import derive_key
 
 PLATFORM_ISSUER = "urn:terrakube:platform"
 PLATFORM_ALGORITHM = "HS256"
+JOB_TOKEN_TYPE = "job"
 
 
 class InvalidPlatformToken(Exception):
@@ -32,6 +33,23 @@ class TokenSigner:
             "jti": str(token_id),
             "typ": kind,
             "iat": int(issued_at.timestamp()),
+            "exp": int(expires_at.timestamp()),
+        }
+        return jwt.encode(claims, self._key, algorithm=PLATFORM_ALGORITHM)
+
+    def sign_job(
+        self, *, job_id: uuid.UUID, workspace_id: uuid.UUID, organization_id: uuid.UUID, expires_at: datetime
+    ) -> str:
+        """A token for one job's executor: state backend and registry calls of that workspace."""
+        now = datetime.now(expires_at.tzinfo)
+        claims = {
+            "iss": PLATFORM_ISSUER,
+            "sub": f"job:{job_id}",
+            "jti": str(job_id),
+            "typ": JOB_TOKEN_TYPE,
+            "org": str(organization_id),
+            "ws": str(workspace_id),
+            "iat": int(now.timestamp()),
             "exp": int(expires_at.timestamp()),
         }
         return jwt.encode(claims, self._key, algorithm=PLATFORM_ALGORITHM)

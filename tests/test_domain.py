@@ -66,8 +66,9 @@ def test_cursor_round_trip_and_garbage() -> None:
 @pytest.mark.parametrize(
     "tcl,fragment",
     [
-        ("flow:\n  - type: x\n    step: 1\n", None),
-        ("flow:\n- {type: a}\n- {type: b}\n", None),
+        ("flow:\n  - type: terraformPlan\n    step: 1\n", None),
+        ("flow:\n- {type: terraformPlan, step: 1}\n- {type: terraformApply, step: 2}\n", None),
+        ("flow:\n  - type: x\n    step: 1\n", "line 2"),
         ("flow: {}\n", "line 1: `flow` must be a non-empty list"),
         ("a: 1\nb:\n  - [\n", "line"),
         ("- 1\n- 2\n", "mapping"),

@@ -19,7 +19,7 @@ from tests.services import PG_HOST, PG_PORT, require
 EXPECTED_TABLES = {
     "organization", "team", "workspace", "variable", "template", "job", "step", "state_version",
     "state_output", "state_lock", "schedule", "module", "module_version", "provider", "provider_version",
-    "provider_platform", "signing_key", "access_token",
+    "provider_platform", "signing_key", "access_token", "configuration_version",
 }
 
 

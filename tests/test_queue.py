@@ -53,7 +53,11 @@ class Harness:
 
 
 def redis_settings(prefix: str) -> Settings:
-    return Settings(redis_url=REDIS_URL, redis_prefix=prefix)
+    # The worker opens the platform at startup (database, storage); a scratch SQLite will do.
+    import tempfile
+
+    data_dir = Path(tempfile.mkdtemp(prefix="tkqueue-"))
+    return Settings(redis_url=REDIS_URL, redis_prefix=prefix, secret_key="q" * 40, data_dir=data_dir)
 
 
 async def delete_redis_keys(queue: ArqQueue, prefix: str, job_ids: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.cron import cron
 from arq.worker import Worker, func
 
 from settings import Settings
@@ -14,13 +15,36 @@ from workers.keys import queue_name
 
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
     redis = RedisSettings.from_dsn(settings.redis_url)
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        from app import open_runtime
+
+        ctx["runtime"], ctx["close_runtime"] = await open_runtime(settings)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if "close_runtime" in ctx:
+            await ctx["close_runtime"]()
+
+    step_timeout = settings.step_timeout_seconds + 300  # terraform's own limit fires first
+    functions = [
+        func(fn, name=name, max_tries=1, timeout=step_timeout if name in ("run_step", "run_hook") else 600)
+        for name, fn in FUNCTIONS.items()
+    ]
+    every = max(1, int(settings.sweep_seconds))
     options: dict[str, Any] = {
-        "functions": [func(fn, name=name, max_tries=1) for name, fn in FUNCTIONS.items()],
+        "functions": functions,
+        "cron_jobs": [
+            cron(FUNCTIONS["sweep"], name="sweep", second=set(range(0, 60, every)), run_at_startup=True,
+                 unique=True, max_tries=1, timeout=120)
+        ],
         "redis_settings": redis,
         "queue_name": queue_name(settings.redis_prefix),
         "max_jobs": settings.worker_concurrency,
-        "job_timeout": settings.step_timeout_seconds,
+        "job_timeout": step_timeout,
         "handle_signals": True,
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "keep_result": 60,
     }
     options.update(overrides)
     return Worker(**options)

@@ -15,4 +15,17 @@ async def ping(ctx: dict[str, Any], nonce: str) -> dict[str, str]:
     return {"nonce": nonce, "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
-FUNCTIONS: dict[str, WorkerFunction] = {"ping": ping}
+def _engine_functions() -> dict[str, WorkerFunction]:
+    from workers import engine
+
+    return {
+        "advance_job": engine.advance_job,
+        "run_step": engine.run_step,
+        "run_hook": engine.run_hook,
+        "sweep": engine.sweep,
+    }
+
+
+FUNCTIONS: dict[str, WorkerFunction] = {"ping": ping, **_engine_functions()}
+# Apply and destroy must never run twice on their own: no function is retried blindly.
+NEVER_RETRY = frozenset(FUNCTIONS)

@@ -14,10 +14,11 @@ from domain.models.schedule import Schedule
 from domain.models.state import StateLock, StateOutput, StateVersion
 from domain.models.template import Template
 from domain.models.token import AccessToken
-from domain.models.workspace import Variable, Workspace
+from domain.models.workspace import ConfigurationVersion, Variable, Workspace
 
 __all__ = [
     "AccessToken",
+    "ConfigurationVersion",
     "Job",
     "Module",
     "ModuleVersion",

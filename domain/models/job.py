@@ -28,6 +28,10 @@ class Job(SQLModel, table=True):
     targets: list[str] = Field(default_factory=list, sa_type=JSON)
     replaces: list[str] = Field(default_factory=list, sa_type=JSON)
     auto_apply: bool = False
+    # Plan-only flows (no apply, destroy, approval...) may run beside other jobs of the workspace.
+    plan_only: bool = False
+    # Bumped by every transition: "advance job N at revision R" is a deterministic queue job id.
+    revision: int = 0
     commit_id: str | None = Field(default=None, max_length=64)
     plan_changes: bool | None = None
     reason: str | None = Field(default=None, sa_type=Text)

@@ -46,3 +46,17 @@ class Variable(SQLModel, table=True):
     description: str = Field(default="", max_length=1024)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConfigurationVersion(SQLModel, table=True):
+    """An uploaded tarball of Terraform code, for workspaces without a git source."""
+
+    __tablename__ = "configuration_version"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    workspace_id: uuid.UUID = Field(foreign_key="workspace.id", ondelete="CASCADE", index=True)
+    blob_key: str = Field(max_length=1024)
+    size: int
+    sha256: str = Field(max_length=64)
+    created_by: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.crypto import SecretBox
 from domain.db import Database
+from domain.effects import Enqueue
 from domain.errors import Conflict
 from domain.tokens import TokenSigner
+from storage import BlobStore
 
 
 @dataclass
@@ -22,6 +24,21 @@ class Platform:
     signer: TokenSigner
     admin_group: str = "TERRAKUBE_ADMIN"
     access_token_max_days: int = 365
+    # Blob storage (state, plans, logs, archives); None only where a caller needs no blobs.
+    store: BlobStore | None = None
+
+    # Performs queue effects after the transaction that decided them has committed.
+    dispatch: Callable[[Sequence[Enqueue]], Awaitable[None]] = field(default=lambda effects: _no_dispatch(effects))
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self.store is None:
+            raise RuntimeError("this platform was built without blob storage")
+        return self.store
+
+
+async def _no_dispatch(effects: Sequence[Enqueue]) -> None:
+    return None
 
 
 @asynccontextmanager

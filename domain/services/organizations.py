@@ -8,7 +8,8 @@ from sqlmodel import SQLModel, col, select
 
 from domain.access import Actor
 from domain.errors import Conflict, NotFound
-from domain.models import Organization, Team
+from domain.default_templates import DEFAULT_TEMPLATES
+from domain.models import Organization, Team, Template
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.services import Platform, reading, unit_of_work
@@ -42,6 +43,12 @@ async def create_organization(platform: Platform, actor: Actor, data: Organizati
             raise Conflict(conflict)
         org = Organization(name=data.name, description=data.description)
         session.add(org)
+        await session.flush()
+        # Like Terrakube, every organization starts with the standard flows (the CLI ones included).
+        session.add_all(
+            Template(organization_id=org.id, name=name, description=description, tcl=tcl)
+            for name, description, tcl in DEFAULT_TEMPLATES
+        )
     return org
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from graph.schema.errors import (
@@ -14,8 +15,12 @@ from graph.schema.errors import (
     ValidationError,
 )
 from graph.schema.extensions import PublicErrors
-from graph.schema.mutation import Mutation
-from graph.schema.query import Query
+from graph.schema.job_operations import JobMutation, JobQuery
+from graph.schema.mutation import Mutation as CoreMutation
+from graph.schema.query import Query as CoreQuery
+
+Query = merge_types("Query", (CoreQuery, JobQuery))
+Mutation = merge_types("Mutation", (CoreMutation, JobMutation))
 
 
 class Schema(strawberry.Schema):

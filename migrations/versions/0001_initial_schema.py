@@ -162,6 +162,8 @@ def upgrade() -> None:
     sa.Column('targets', sa.JSON(), nullable=False),
     sa.Column('replaces', sa.JSON(), nullable=False),
     sa.Column('auto_apply', sa.Boolean(), nullable=False),
+    sa.Column('plan_only', sa.Boolean(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('commit_id', sa.String(length=64), nullable=True),
     sa.Column('plan_changes', sa.Boolean(), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
@@ -227,6 +229,20 @@ def upgrade() -> None:
     with op.batch_alter_table('schedule', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_schedule_next_run_at'), ['next_run_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_schedule_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('configuration_version',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('workspace_id', sa.Uuid(), nullable=False),
+    sa.Column('blob_key', sa.String(length=1024), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_by', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_configuration_version_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_configuration_version'))
+    )
+    with op.batch_alter_table('configuration_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_configuration_version_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('state_lock',
     sa.Column('workspace_id', sa.Uuid(), nullable=False),
@@ -354,6 +370,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_variable_workspace_id'))
 
     op.drop_table('variable')
+    with op.batch_alter_table('configuration_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_configuration_version_workspace_id'))
+
+    op.drop_table('configuration_version')
     op.drop_table('state_lock')
     with op.batch_alter_table('schedule', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_schedule_workspace_id'))
