@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graph.asgi import REQUEST_ID_KEY, GraphQLEndpoint
 from graph.schema import schema
+from registry.configuration import configuration_routes
 from registry.state_backend import state_routes
 from settings import Settings
 from wiring import Services, close_services, open_runtime, open_services
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/graphql", LazyGraphQL(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", LazyGraphQL()),
             *state_routes(),
+            *configuration_routes(),
         ],
         lifespan=lifespan,
     )

@@ -18,8 +18,9 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
-        # The driver's own implicit BEGIN is turned off; every transaction starts IMMEDIATE so
-        # two writers serialize up front instead of failing on a stale snapshot mid-way.
+        # The driver's own implicit BEGIN is turned off: we emit BEGIN ourselves, IMMEDIATE for
+        # write transactions so two writers serialize up front instead of failing on a stale
+        # snapshot mid-way; readers stay deferred and, with WAL, never wait for a writer.
         engine = create_async_engine(url, connect_args={"timeout": 30, "isolation_level": None})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -37,7 +38,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    immediate = connection.get_execution_options().get(IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+IMMEDIATE = "terrakube_sqlite_immediate"
 
 
 class Database:
@@ -46,6 +51,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
+        self._sqlite = is_sqlite(url)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
@@ -57,6 +63,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
         async with self._sessions() as session, session.begin():
+            if self._sqlite:
+                await session.connection(execution_options={IMMEDIATE: True})
             yield session
 
     async def ping(self) -> None:

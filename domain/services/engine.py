@@ -191,34 +191,41 @@ async def finish_step(platform: Platform, step_id: uuid.UUID, outcome: StepOutco
         step.plan_key = outcome.plan_key or step.plan_key
         if outcome.commit_id and not job.commit_id:
             job.commit_id = outcome.commit_id
+        workspace_id = job.workspace_id
         if job.status == S.cancelled.value:
             move_step(step, S.cancelled, reason=outcome.reason or "cancelled")
             session.add(step)
             await _release_state_lock(session, job)
-            return await next_jobs(platform, job.workspace_id)
-        move_step(step, outcome.status, reason=outcome.reason)
-        if outcome.plan_changes is not None:
-            job.plan_changes = outcome.plan_changes
-        steps = await _steps(session, job.id)
-        if outcome.status in (S.failed, S.cancelled, S.no_changes):
-            for other in steps:
-                if other.status == S.pending.value:
-                    move_step(other, S.not_executed)
-                    session.add(other)
-            if outcome.status is S.no_changes:
-                move_job(job, S.completed)
-            else:
-                move_job(job, outcome.status, reason=outcome.reason)
-            await _release_state_lock(session, job)
-            session.add_all([step, job])
             ended = True
         else:
-            session.add(step)
-            ended = False
-        revision, workspace_id = job.revision, job.workspace_id
+            ended = await _record_outcome(session, job, step, outcome)
+            revision = job.revision
+    # Outside the transaction: on SQLite a second connection inside it would wait on this one.
     if ended:
         return await next_jobs(platform, workspace_id)
     return [effects.advance_job(job.id, revision)]
+
+
+async def _record_outcome(session: AsyncSession, job: Job, step: Step, outcome: StepOutcome) -> bool:
+    """Writes the step's end; True when it also ended the job."""
+    move_step(step, outcome.status, reason=outcome.reason)
+    if outcome.plan_changes is not None:
+        job.plan_changes = outcome.plan_changes
+    steps = await _steps(session, job.id)
+    if outcome.status in (S.failed, S.cancelled, S.no_changes):
+        for other in steps:
+            if other.status == S.pending.value:
+                move_step(other, S.not_executed)
+                session.add(other)
+        if outcome.status is S.no_changes:
+            move_job(job, S.completed)
+        else:
+            move_job(job, outcome.status, reason=outcome.reason)
+        await _release_state_lock(session, job)
+        session.add_all([step, job])
+        return True
+    session.add(step)
+    return False
 
 
 async def _release_state_lock(session: AsyncSession, job: Job) -> None:

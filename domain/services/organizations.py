@@ -7,8 +7,8 @@ import uuid
 from sqlmodel import SQLModel, col, select
 
 from domain.access import Actor
-from domain.errors import Conflict, NotFound
 from domain.default_templates import DEFAULT_TEMPLATES
+from domain.errors import Conflict, NotFound
 from domain.models import Organization, Team, Template
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name

@@ -8,8 +8,16 @@ from dataclasses import dataclass, field
 from strawberry.dataloader import DataLoader
 
 from domain.access import Actor
-from domain.models import Team, Template, Variable
+from domain.models import Schedule, StateLock, StateOutput, StateVersion, Step, Team, Template, Variable
 from domain.services import Platform
+from domain.services.jobs import steps_by_job
+from domain.services.schedules import schedules_by_workspace
+from domain.services.state import (
+    current_versions_by_workspace,
+    locks_by_workspace,
+    outputs_by_version,
+    workspace_paths,
+)
 from domain.services.teams import teams_by_organization
 from domain.services.templates import templates_by_organization
 from domain.services.variables import variables_by_workspace
@@ -31,11 +39,23 @@ class Loaders:
     variables: DataLoader[uuid.UUID, list[Variable]] = field(init=False)
     teams: DataLoader[uuid.UUID, list[Team]] = field(init=False)
     templates: DataLoader[uuid.UUID, list[Template]] = field(init=False)
+    state_outputs: DataLoader[uuid.UUID, list[StateOutput]] = field(init=False)
+    current_state_versions: DataLoader[uuid.UUID, StateVersion | None] = field(init=False)
+    state_locks: DataLoader[uuid.UUID, StateLock | None] = field(init=False)
+    workspace_paths: DataLoader[uuid.UUID, tuple[str, str] | None] = field(init=False)
+    steps: DataLoader[uuid.UUID, list[Step]] = field(init=False)
+    schedules: DataLoader[uuid.UUID, list[Schedule]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.variables = _loader(self.platform, variables_by_workspace)
         self.teams = _loader(self.platform, teams_by_organization)
         self.templates = _loader(self.platform, templates_by_organization)
+        self.state_outputs = _loader(self.platform, outputs_by_version)
+        self.current_state_versions = _loader(self.platform, current_versions_by_workspace)
+        self.state_locks = _loader(self.platform, locks_by_workspace)
+        self.workspace_paths = _loader(self.platform, workspace_paths)
+        self.steps = _loader(self.platform, steps_by_job)
+        self.schedules = _loader(self.platform, schedules_by_workspace)
 
 
 @dataclass

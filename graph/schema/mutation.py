@@ -17,6 +17,7 @@ from domain.services.workspaces import (
 )
 from graph.resolvers import (
     organizations,
+    state,
     teams,
     templates,
     tokens,
@@ -34,6 +35,7 @@ from graph.schema.errors import (
     payload,
 )
 from graph.schema.organization import Organization, Team
+from graph.schema.state import RollbackStateInput, StateVersion
 from graph.schema.template import Template
 from graph.schema.token import AccessToken, NewAccessToken
 from graph.schema.workspace import Variable, Workspace
@@ -47,6 +49,7 @@ TemplatePayload = Annotated[Template | Errors, strawberry.union("TemplatePayload
 NewAccessTokenPayload = Annotated[NewAccessToken | Errors, strawberry.union("NewAccessTokenPayload")]
 AccessTokenPayload = Annotated[AccessToken | Errors, strawberry.union("AccessTokenPayload")]
 DeletePayload = Annotated[Deleted | Errors, strawberry.union("DeletePayload")]
+StateVersionPayload = Annotated[StateVersion | Errors, strawberry.union("StateVersionPayload")]
 
 Info = strawberry.Info[Context, None]
 
@@ -193,3 +196,12 @@ class Mutation:
     @strawberry.mutation
     async def revoke_access_token(self, info: Info, input: i.IdInput) -> AccessTokenPayload:
         return await payload(lambda: tokens.revoke(info.context, input.id), AccessToken.from_row)
+
+    # -- state -------------------------------------------------------------------------
+    @strawberry.mutation(description="Releases the workspace's state lock, whoever holds it; needs manageState.")
+    async def force_unlock_workspace_state(self, info: Info, input: i.IdInput) -> WorkspacePayload:
+        return await payload(lambda: state.force_unlock(info.context, input.id), Workspace.from_row)
+
+    @strawberry.mutation(description="A new current state version with the content of an older one.")
+    async def rollback_state(self, info: Info, input: RollbackStateInput) -> StateVersionPayload:
+        return await payload(lambda: state.rollback(info.context, input.state_version_id), StateVersion.from_row)
