@@ -122,7 +122,7 @@ def test_plan_approve_apply_then_no_changes(api: Api, repo: Path) -> None:
     assert "Apply complete!" in done["steps"][2]["log"]["text"]
     assert SECRET not in logs(done)
 
-    state = api('query { workspace(organization: "jobs-happy", name: "app") { currentStateVersion { serial jobId '
+    state = api('query { workspace(organization: "jobs-happy", name: "app") { currentStateVersion { serial jobId job { id status } '
                 'outputs { name value sensitive } } outputHistory(name: "region") { value } } }')["workspace"]
     outputs = {o["name"]: o for o in state["currentStateVersion"]["outputs"]}
     assert json.loads(outputs["region"]["value"]) == "eu-west-1"
@@ -130,6 +130,7 @@ def test_plan_approve_apply_then_no_changes(api: Api, repo: Path) -> None:
     assert json.loads(outputs["greeting"]["value"]) == "hello from env"
     assert outputs["secret_out"]["value"] is None and outputs["secret_out"]["sensitive"] is True
     assert state["currentStateVersion"]["jobId"] == job_id
+    assert state["currentStateVersion"]["job"] == {"id": job_id, "status": "COMPLETED"}
     assert [json.loads(h["value"]) for h in state["outputHistory"]] == ["eu-west-1"]
 
     again = run(api, ws, "Plan and apply")
@@ -140,6 +141,15 @@ def test_plan_approve_apply_then_no_changes(api: Api, repo: Path) -> None:
     destroyed = wait_job(api, run(api, ws, "Destroy"), "COMPLETED", "FAILED")
     assert destroyed["status"] == "COMPLETED", logs(destroyed)
     assert "Destroy complete!" in logs(destroyed)
+
+    # Deleting the workspace removes its rows, then its objects (states, plans, logs).
+    storage = api.server.data_dir / "storage"
+    assert list((storage / "state" / "jobs-happy").rglob("*.tfstate"))
+    assert list((storage / "logs" / "jobs-happy").rglob("*.log"))
+    api.mutate("deleteWorkspace", "IdInput", "... on Deleted { id }", id=ws)
+    assert not list((storage / "state" / "jobs-happy").rglob("*.tfstate"))
+    assert not list((storage / "plans" / "jobs-happy").rglob("*.tfplan"))
+    assert not list((storage / "logs" / "jobs-happy").rglob("*.log"))
 
 
 def test_failing_plan_ends_failed_with_terraforms_error(api: Api, repo: Path) -> None:

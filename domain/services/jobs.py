@@ -271,3 +271,11 @@ async def read_step_log(platform: Platform, step: Step, offset: int, limit: int)
         return offset, 0, ""
     piece = data[offset : offset + limit]
     return offset, len(data), piece.decode("utf-8", errors="replace")
+
+
+async def jobs_by_id(platform: Platform, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Job | None]:
+    async with reading(platform) as session:
+        rows = (await session.exec(select(Job).where(col(Job.id).in_(list(job_ids))))).all()
+    found: dict[uuid.UUID, Job | None] = {i: None for i in job_ids}
+    found.update({row.id: row for row in rows})
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from enum import StrEnum
@@ -11,14 +12,16 @@ from sqlmodel import SQLModel, select
 
 from domain.access import Actor
 from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.models import Organization, Workspace
+from domain.models import Job, Organization, Workspace
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
 from domain.services.lookups import ensure_name_free, organization_named
 from domain.validation import check_name, check_semver, check_text
+from storage.keys import workspace_prefixes
 
+log = logging.getLogger("terrakube.workspaces")
 DEFAULT_TERRAFORM_VERSION = "1.11.4"
 GIT_SOURCE_RE = re.compile(r"^(https?://|ssh://|git://|file://|[\w.-]+@[\w.-]+:).+")
 BAD_REF_RE = re.compile(r"(\.\.|[\s~^:?*\[\\]|@\{|^/|/$|^-)")
@@ -119,7 +122,19 @@ async def update_workspace(
 async def delete_workspace(platform: Platform, actor: Actor, workspace_id: uuid.UUID) -> uuid.UUID:
     async with unit_of_work(platform, "workspace is in use") as session:
         ws = await _editable(session, actor, workspace_id)
+        org = await session.get(Organization, ws.organization_id)
+        job_ids = list((await session.exec(select(Job.id).where(Job.workspace_id == ws.id))).all())
+        prefixes = workspace_prefixes(org.name, ws.name) if org else []
+        prefixes += [f"logs/{org.name}/{job_id}/" for job_id in job_ids] if org else []
         await session.delete(ws)
+    # Objects go after their rows: a failure here leaves orphans (found by a sweep), never a
+    # row pointing at nothing.
+    if platform.store is not None:
+        for prefix in prefixes:
+            try:
+                await platform.store.delete_prefix(prefix)
+            except Exception:
+                log.warning("deleting objects under %s failed", prefix, exc_info=True)
     return workspace_id
 
 
@@ -143,6 +158,10 @@ async def unlock_workspace(platform: Platform, actor: Actor, workspace_id: uuid.
         ws.locked, ws.lock_reason, ws.locked_by, ws.locked_at = False, None, None, None
         ws.updated_at = utcnow()
         session.add(ws)
+    # Jobs that waited for the lock to go start now rather than at the next sweep.
+    from domain.services.jobs import next_jobs
+
+    await platform.dispatch(await next_jobs(platform, ws.id))
     return ws
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from strawberry.dataloader import DataLoader
 
 from domain.access import Actor
-from domain.models import Schedule, StateLock, StateOutput, StateVersion, Step, Team, Template, Variable
+from domain.models import Job, Schedule, StateLock, StateOutput, StateVersion, Step, Team, Template, Variable
 from domain.services import Platform
-from domain.services.jobs import steps_by_job
+from domain.services.jobs import jobs_by_id, steps_by_job
 from domain.services.schedules import schedules_by_workspace
 from domain.services.state import (
     current_versions_by_workspace,
@@ -44,6 +44,7 @@ class Loaders:
     state_locks: DataLoader[uuid.UUID, StateLock | None] = field(init=False)
     workspace_paths: DataLoader[uuid.UUID, tuple[str, str] | None] = field(init=False)
     steps: DataLoader[uuid.UUID, list[Step]] = field(init=False)
+    jobs: DataLoader[uuid.UUID, Job | None] = field(init=False)
     schedules: DataLoader[uuid.UUID, list[Schedule]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +56,7 @@ class Loaders:
         self.state_locks = _loader(self.platform, locks_by_workspace)
         self.workspace_paths = _loader(self.platform, workspace_paths)
         self.steps = _loader(self.platform, steps_by_job)
+        self.jobs = _loader(self.platform, jobs_by_id)
         self.schedules = _loader(self.platform, schedules_by_workspace)
 
 

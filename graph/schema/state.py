@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+
+if TYPE_CHECKING:
+    from graph.schema.job import Job
 
 from domain.models import StateLock as StateLockRow
 from domain.models import StateOutput as StateOutputRow
@@ -44,6 +48,13 @@ class StateVersion:
     created_by: str
     job_id: strawberry.ID | None
     row: strawberry.Private[StateVersionRow]
+
+    @strawberry.field(description="The job whose run wrote this state (null for CLI users).")
+    async def job(self, info: Info) -> Annotated[Job, strawberry.lazy("graph.schema.job")] | None:
+        from graph.schema.job import Job as JobType
+
+        row = await info.context.loaders.jobs.load(self.row.job_id) if self.row.job_id else None
+        return JobType.from_row(row) if row else None
 
     @strawberry.field(description="Root-module outputs, by name.")
     async def outputs(self, info: Info) -> list[StateOutput]:
