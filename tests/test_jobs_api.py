@@ -156,3 +156,13 @@ async def test_starting_jobs_needs_plan_job(gql: GraphQLClient, as_groups: Any, 
     assert both["runJob"]["field"] == "templateId"
     listed = await gql("query($o: String!) { workspace(organization: $o, name: \"app\") { jobs { edges { node { id } } } lastJobStatus } }", o=unique)
     assert listed["workspace"] == {"jobs": {"edges": []}, "lastJobStatus": None}
+
+
+async def test_schedule_templates_naming_a_missing_template_fails_the_job(gql: GraphQLClient, unique: str) -> None:
+    tcl = "flow:\n  - type: scheduleTemplates\n    step: 100\n    templates:\n      - name: Nope\n        schedule: '*/5 * * * *'\n"
+    ids = await setup(gql, unique, tcl)
+    started = await run_job(gql, ids["ws"])
+    failed = await wait_status(gql, started["id"], "FAILED")
+    assert "Nope" in failed["reason"] and failed["steps"][0]["status"] == "FAILED"
+    schedules = await gql("query($o: String!) { workspace(organization: $o, name: \"app\") { schedules { id } } }", o=unique)
+    assert schedules["workspace"]["schedules"] == []

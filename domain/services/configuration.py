@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shutil
 import tempfile
@@ -38,7 +39,8 @@ async def upload_configuration(
     try:
         archive, size, digest = await _spool(body, scratch / "upload.tar.gz", max_bytes)
         try:
-            extract_tarball(archive, scratch / "check", max_bytes * 20)
+            # Off the event loop: checking a large archive must not stall every other request.
+            await asyncio.to_thread(extract_tarball, archive, scratch / "check", max_bytes * 20)
         except UnsafeArchive as exc:
             raise ValidationFailed("body", f"the archive was refused: {exc}") from None
         version = ConfigurationVersion(workspace_id=ws.id, blob_key="", size=size, sha256=digest, created_by=actor.name)

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain import effects
+from domain.errors import NotFound
 from domain.jobs import ACTIVE, EXECUTED_TYPES, NEVER_RETRIED, TERMINAL, S, Status, move_job, move_step
 from domain.models import Job, StateLock, Step, Workspace
 from domain.models.types import utcnow
@@ -106,7 +107,13 @@ async def advance(platform: Platform, job_id: uuid.UUID) -> list[effects.Enqueue
             if step.type == "scheduleTemplates":
                 from domain.services.schedules import schedule_templates
 
-                await schedule_templates(session, job, flow[step.step])
+                try:
+                    await schedule_templates(session, job, flow[step.step_number])
+                except NotFound as exc:
+                    move_step(step, S.failed, reason=exc.message)
+                    move_job(job, S.failed, reason=f"step {step.step_number}: {exc.message}")
+                    session.add_all([step, job])
+                    break
                 move_step(step, S.completed)
                 session.add(step)
                 continue

@@ -124,7 +124,9 @@ async def schedules_by_workspace(platform: Platform, ids: list[uuid.UUID]) -> di
 
 
 async def schedule_templates(session: AsyncSession, job: Job, entry: Any) -> None:
-    """The `scheduleTemplates` step: (re)create the workspace's schedules for the named templates."""
+    """The `scheduleTemplates` step: (re)create the workspace's schedules for the named templates.
+    Every name is resolved before anything is written, so a missing template changes no schedule."""
+    resolved: list[tuple[Any, Template]] = []
     for item in entry.templates:
         template = (
             await session.exec(
@@ -133,6 +135,8 @@ async def schedule_templates(session: AsyncSession, job: Job, entry: Any) -> Non
         ).first()
         if template is None:
             raise NotFound(f"scheduleTemplates: template {item.name!r} not found")
+        resolved.append((item, template))
+    for item, template in resolved:
         existing = (
             await session.exec(
                 select(Schedule).where(Schedule.workspace_id == job.workspace_id, Schedule.template_id == template.id)
