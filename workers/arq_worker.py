@@ -34,7 +34,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": functions,
         "cron_jobs": [
-            cron(FUNCTIONS["sweep"], name="sweep", second=set(range(0, 60, every)), run_at_startup=True,
+            cron(FUNCTIONS["sweep"], name=f"{settings.redis_prefix}:sweep", second=set(range(0, 60, every)), run_at_startup=True,
                  unique=True, max_tries=1, timeout=120)
         ],
         "redis_settings": redis,
