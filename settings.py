@@ -45,8 +45,33 @@ class Settings(BaseSettings):
 
     storage_backend: StorageBackend = StorageBackend.local
     storage_local_path: Path | None = None
+    # s3: AWS or any S3-compatible server (endpoint + path style for MinIO, Ceph, SeaweedFS).
+    # Without an access key the standard AWS credential chain applies (env, profile, IAM role).
+    storage_s3_bucket: str | None = None
+    storage_s3_region: str | None = None
+    storage_s3_endpoint_url: str | None = None
+    storage_s3_path_style: bool = False
+    storage_s3_access_key_id: str | None = None
+    storage_s3_secret_access_key: str | None = None
+    # Memory per upload is bounded by one part; S3 needs at least 5 MB.
+    storage_s3_part_size_mb: int = Field(default=8, ge=5, le=5 * 1024)
+    # azure: a connection string, or account name + key (+ endpoint, e.g. for Azurite).
+    storage_azure_container: str | None = None
+    storage_azure_connection_string: str | None = None
+    storage_azure_account_name: str | None = None
+    storage_azure_account_key: str | None = None
+    storage_azure_endpoint: str | None = None
+    storage_azure_block_size_mb: int = Field(default=4, ge=1, le=4000)
+    # gcs: without a credentials file, Google's application default credentials apply.
+    storage_gcs_bucket: str | None = None
+    storage_gcs_credentials_file: Path | None = None
+    storage_gcs_endpoint: str | None = None
+    # A state blob with no state version row for this long is a crashed write's orphan.
+    storage_orphan_minutes: int = Field(default=60, ge=1)
 
     public_url: str | None = None
+    # Browser origins allowed to open GraphQL websockets besides the server's own.
+    allowed_origins: list[str] = Field(default_factory=list)
     admin_group: str = "TERRAKUBE_ADMIN"
 
     oidc_issuer: str | None = None
@@ -69,6 +94,17 @@ class Settings(BaseSettings):
     terraform_bin: str = "terraform"
     work_dir: Path | None = None
     database_pool_size: int = 10
+
+    # Private registry. Versions of modules are re-read from git every module_refresh_seconds
+    # (0 = only on create and refreshModule); signed download links live registry_url_ttl_seconds.
+    module_refresh_seconds: float = 900.0
+    module_git_timeout_seconds: float = 300.0
+    registry_url_ttl_seconds: int = 300
+    registry_download_flush_seconds: float = 1.0
+    max_provider_bytes: int = 512 * 1024 * 1024
+    # HTTPS for `serve`/`up` (the --tls-cert/--tls-key flags set them too).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _production_requirements(self) -> Settings:

@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from domain.authn import Authenticator, OidcConfig
 from domain.crypto import SecretBox
 from domain.db import Database
+from domain.jobs import is_terminal
+from domain.live import Broker, JobEvent
 from domain.services import Platform
 from domain.tokens import TokenSigner
 from jwks import JwksKeySource
-from settings import ConfigurationError, Mode, Settings, StorageBackend
-from storage import BlobStore, LocalBlobStore
+from settings import ConfigurationError, Mode, Settings
+from storage import BlobStore, StorageError
+from storage.factory import open_store as _open_store
+from workers.broker import MemoryBroker, RedisBroker
 from workers.keys import queue_name
 from workers.queue import ArqQueue, InProcessQueue, JobQueue
 from workers.runtime import Runtime
@@ -36,14 +40,23 @@ class Services:
     keys: JwksKeySource | None
     runtime: Runtime | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    broker: MemoryBroker | RedisBroker | None = None
 
 
 def open_store(settings: Settings) -> BlobStore:
-    if settings.storage_backend is not StorageBackend.local:
-        raise ConfigurationError(
-            f"TERRAKUBE_STORAGE_BACKEND={settings.storage_backend.value} is not available yet; use 'local'"
-        )
-    return LocalBlobStore(settings.effective_storage_path)
+    try:
+        return _open_store(settings)
+    except StorageError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+async def check_store(store: BlobStore) -> None:
+    """Startup check: the store must be reachable and writable; a failure names the setting."""
+    try:
+        await store.check()
+    except StorageError as exc:
+        await store.close()
+        raise ConfigurationError(f"storage is not usable: {exc}") from None
 
 
 def api_url(settings: Settings) -> str:
@@ -55,7 +68,7 @@ async def open_platform(settings: Settings) -> Platform:
     if not settings.secret_key:
         raise ConfigurationError("TERRAKUBE_SECRET_KEY is not set")
     store = open_store(settings)
-    await store.check()
+    await check_store(store)
     return Platform(
         db=Database(settings.effective_database_url, pool_size=settings.database_pool_size),
         box=SecretBox(settings.secret_key),
@@ -85,17 +98,31 @@ async def open_services(settings: Settings, *, run_workers: bool | None = None) 
     authenticator, keys = _authenticator(settings, platform)
     embedded = settings.mode is Mode.embedded if run_workers is None else run_workers
     queue: JobQueue
+    broker: MemoryBroker | RedisBroker
     if embedded:
         queue = InProcessQueue(concurrency=settings.worker_concurrency + 4)
+        broker = MemoryBroker()
     else:
         queue = await ArqQueue.connect(settings.redis_url, queue_name(settings.redis_prefix))
-    runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings))
+        broker = RedisBroker.connect(settings.redis_url, settings.redis_prefix)
+    runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings), broker=broker)
     platform.dispatch = runtime.dispatch
-    services = Services(settings, platform, authenticator, platform.blobs, queue, keys, runtime)
+    platform.db.on_events = _event_publisher(broker)
+    services = Services(settings, platform, authenticator, platform.blobs, queue, keys, runtime, broker=broker)
     if isinstance(queue, InProcessQueue):
         queue.context["runtime"] = runtime
         services.background.append(asyncio.create_task(_sweeper(runtime), name="sweeper"))
     return services
+
+
+def _event_publisher(broker: Broker) -> Callable[[list[JobEvent]], Awaitable[None]]:
+    async def publish(events: list[JobEvent]) -> None:
+        await broker.publish(events)
+        for event in events:
+            if event.step_id is None and is_terminal(event.job_status):
+                await broker.job_ended(event.job_id)
+
+    return publish
 
 
 async def _sweeper(runtime: Runtime) -> None:
@@ -115,6 +142,8 @@ async def close_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await services.queue.close()
+    if services.broker is not None:
+        await services.broker.close()
     await services.store.close()
     if services.keys is not None:
         await services.keys.aclose()
@@ -125,11 +154,14 @@ async def open_runtime(settings: Settings) -> tuple[Runtime, Callable[[], Awaita
     """For `terrakube worker`: the platform plus an arq queue to enqueue follow-up work."""
     platform = await open_platform(settings)
     queue = await ArqQueue.connect(settings.redis_url, queue_name(settings.redis_prefix))
-    runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings))
+    broker = RedisBroker.connect(settings.redis_url, settings.redis_prefix)
+    runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings), broker=broker)
     platform.dispatch = runtime.dispatch
+    platform.db.on_events = _event_publisher(broker)
 
     async def close() -> None:
         await queue.close()
+        await broker.close()
         await platform.blobs.close()
         await platform.db.dispose()
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -10,6 +11,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger("terrakube.db")
+EVENTS_KEY = "terrakube.job_events"  # filled by domain.live while a transaction flushes
 
 
 def is_sqlite(url: str) -> bool:
@@ -25,7 +29,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping (it doubles the round trips of every short session); connections are
+    # recycled instead, and a dropped one surfaces as an error of that one request.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -52,6 +58,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self._sqlite = is_sqlite(url)
+        # Receives the job/step transitions of each committed transaction (the live broker).
+        self.on_events: Callable[[list[Any]], Awaitable[None]] | None = None
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
@@ -62,10 +70,18 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        async with self._sessions() as session, session.begin():
-            if self._sqlite:
-                await session.connection(execution_options={IMMEDIATE: True})
-            yield session
+        async with self._sessions() as session:
+            async with session.begin():
+                if self._sqlite:
+                    await session.connection(execution_options={IMMEDIATE: True})
+                yield session
+            # Committed: now tell the world what changed (job and step transitions).
+            events = session.sync_session.info.pop(EVENTS_KEY, [])
+            if events and self.on_events is not None:
+                try:
+                    await self.on_events(events)
+                except Exception:
+                    log.warning("publishing %d job events failed", len(events), exc_info=True)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -10,10 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from domain.access import Actor
 from domain.authn import Authenticator
 from domain.errors import Unauthenticated
+from domain.live import Broker
+from domain.principal import Principal, PrincipalKind
 from domain.services import Platform
 from graph.resolvers.context import Context
 from graph.schema import Schema
@@ -21,6 +26,8 @@ from graph.schema import Schema
 # Our own scope keys: scope["state"] may be shared between requests by some servers.
 PRINCIPAL_KEY = "terrakube.principal"
 REQUEST_ID_KEY = "terrakube.request_id"
+# The actor of a websocket before connection_init: sees nothing, may do nothing.
+NOBODY = Principal(name="anonymous", subject="", groups=frozenset(), kind=PrincipalKind.user)
 
 
 def bearer_token(headers: Any) -> str | None:
@@ -40,23 +47,55 @@ def unauthorized(message: str) -> JSONResponse:
 
 
 class StrawberryApp(GraphQL[Context, None]):
-    def __init__(self, schema: Schema, platform: Platform) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+    def __init__(
+        self, schema: Schema, platform: Platform, authenticator: Authenticator, broker: Broker | None,
+        allowed_origins: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=True,
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            allowed_origins=allowed_origins,
+        )
         self.platform = platform
+        self.authenticator = authenticator
+        self.broker = broker
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
-        principal = request.scope.get(PRINCIPAL_KEY)
-        if principal is None:  # GraphQLEndpoint lets nothing unauthenticated through
-            raise Unauthenticated("authentication required")
         request_id = request.scope.get(REQUEST_ID_KEY) or uuid.uuid4().hex
-        return Context(platform=self.platform, actor=Actor(principal), request_id=request_id)
+        principal = request.scope.get(PRINCIPAL_KEY)
+        if principal is None:
+            if request.scope["type"] != "websocket":  # GraphQLEndpoint lets no such request through
+                raise Unauthenticated("authentication required")
+            # A websocket authenticates in connection_init (on_ws_connect); until it has, it
+            # cannot subscribe at all (the protocol refuses before connection_ack).
+            principal = NOBODY
+        return Context(platform=self.platform, actor=Actor(principal), request_id=request_id, broker=self.broker)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """graphql-transport-ws: the token comes in `connection_params` as
+        `{"Authorization": "Bearer <token>"}`; anything else closes the socket (4403)."""
+        params = context.connection_params or {}
+        raw = params.get("Authorization") or params.get("authorization") or ""
+        token = bearer_token({"authorization": raw}) if isinstance(raw, str) else None
+        if token is None:
+            raise ConnectionRejectionError({"message": "connection_params must carry an Authorization bearer token"})
+        try:
+            context.actor = Actor(await self.authenticator.authenticate(token))
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        return None
 
 
 class GraphQLEndpoint:
     """Every GraphQL request carries a bearer token; only the GraphiQL page is public."""
 
-    def __init__(self, schema: Schema, platform: Platform, authenticator: Authenticator) -> None:
-        self.strawberry = StrawberryApp(schema, platform)
+    def __init__(
+        self, schema: Schema, platform: Platform, authenticator: Authenticator, broker: Broker | None = None,
+        allowed_origins: Sequence[str] = (),
+    ) -> None:
+        self.strawberry = StrawberryApp(schema, platform, authenticator, broker, allowed_origins)
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,10 +115,6 @@ class GraphQLEndpoint:
                 await unauthorized(exc.message)(scope, receive, send)
                 return
             scope[PRINCIPAL_KEY] = principal
-        elif scope["type"] == "websocket":
-            # Subscriptions (and their connection_params authentication) arrive with live logs.
-            await WebSocket(scope, receive, send).close(code=4403, reason="subscriptions are not available")
-            return
         await self.strawberry(scope, receive, send)
 
     @staticmethod

@@ -16,6 +16,7 @@ import migrations
 from app import Services, create_app
 from domain.services.access_tokens import issue_admin_token, issue_token
 from settings import Settings
+from tests.cluster import cluster  # noqa: F401  (a fixture: serve + worker on PostgreSQL and Redis)
 from tests.services import PG_ADMIN_URL, PG_HOST, PG_PORT, require
 
 SECRET = "test-secret-" + "x" * 40

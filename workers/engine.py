@@ -15,8 +15,11 @@ from typing import Any
 from domain.jobs import S
 from domain.services import engine
 from domain.services.engine import StepOutcome
+from domain.services.modules import due_refreshes as due_module_refreshes
+from domain.services.modules import refresh_module_by_worker
 from domain.services.schedules import run_due_schedules
 from storage.keys import log_key, plan_key
+from workers.live_log import LogPublisher
 from workers.runtime import Runtime
 from workers.step_spec import build_spec, hook_spec
 
@@ -48,9 +51,17 @@ async def _run_step(rt: Runtime, step_id: uuid.UUID) -> None:
     job, step, ws = started.job, started.step, started.workspace
     root = Path(tempfile.mkdtemp(prefix=f"step-{step.id}-", dir=_work_dir(rt)))
     step_log = StepLog(root / "step.log")
+    publisher = None
+    if rt.broker is not None:
+        publisher = LogPublisher(rt.broker, str(job.id), str(step.id), step.step_number)
+        step_log.add_listener(publisher.on_line)
+        publisher.start()
     try:
         outcome, plan_file = await _execute(rt, started, root, step_log)
         step_log.close()
+        if publisher is not None:
+            await publisher.close(step_log.path.stat().st_size)
+            publisher = None
         org_name = await _org_name(rt, job.organization_id)
         keys = {"log_key": log_key(org_name, job.id, step.id)}
         try:
@@ -65,6 +76,8 @@ async def _run_step(rt: Runtime, step_id: uuid.UUID) -> None:
         outcome = replace(outcome, log_key=keys["log_key"], plan_key=keys.get("plan_key"))
     finally:
         step_log.close()
+        if publisher is not None:
+            await publisher.close(step_log.path.stat().st_size)
         shutil.rmtree(root, ignore_errors=True)
     await rt.dispatch(await engine.finish_step(rt.platform, step.id, outcome))
 
@@ -157,7 +170,14 @@ async def sweep(ctx: dict[str, Any]) -> None:
         stale_after=timedelta(seconds=max(s.sweep_seconds, 5.0)),
     )
     todo += await run_due_schedules(rt.platform)
+    todo += await due_module_refreshes(rt.platform, timedelta(seconds=s.module_refresh_seconds))
     await rt.dispatch(todo)
+
+
+async def refresh_module(ctx: dict[str, Any], module_id: str) -> int:
+    """The periodic look for new version tags of one module (claimed by the sweep)."""
+    rt = runtime(ctx)
+    return await refresh_module_by_worker(rt.platform, uuid.UUID(module_id), rt.settings.module_git_timeout_seconds)
 
 
 async def _heartbeat(rt: Runtime, step_id: uuid.UUID, cancel: asyncio.Event) -> None:

@@ -23,6 +23,7 @@ def _engine_functions() -> dict[str, WorkerFunction]:
         "run_step": engine.run_step,
         "run_hook": engine.run_hook,
         "sweep": engine.sweep,
+        "refresh_module": engine.refresh_module,
     }
 
 

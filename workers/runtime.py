@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from domain.effects import Enqueue
+from domain.live import Broker
 from domain.services import Platform
 from settings import Settings
 
@@ -23,6 +24,8 @@ class Runtime:
     settings: Settings
     queue: JobQueue
     api_url: str
+    # Carries live log chunks and job events; None where nobody watches (tests of the engine).
+    broker: Broker | None = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     step_slots: asyncio.Semaphore = field(init=False)
 

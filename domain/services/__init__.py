@@ -55,3 +55,7 @@ async def unit_of_work(platform: Platform, conflict: str) -> AsyncIterator[Async
 async def reading(platform: Platform) -> AsyncIterator[AsyncSession]:
     async with platform.db.session() as session:
         yield session
+
+
+# Registers the flush hook that turns job and step status writes into live events.
+import domain.live  # noqa: E402, F401

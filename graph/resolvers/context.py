@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
 from domain.access import Actor
-from domain.models import Job, Schedule, StateLock, StateOutput, StateVersion, Step, Team, Template, Variable
+from domain.live import Broker
+from domain.models import (
+    Job,
+    ModuleVersion,
+    ProviderPlatform,
+    ProviderVersion,
+    Schedule,
+    SigningKey,
+    StateLock,
+    StateOutput,
+    StateVersion,
+    Step,
+    Team,
+    Template,
+    Variable,
+)
 from domain.services import Platform
 from domain.services.jobs import jobs_by_id, steps_by_job
+from domain.services.modules import versions_by_module
+from domain.services.providers import platforms_by_version, signing_keys_by_organization, versions_by_provider
 from domain.services.schedules import schedules_by_workspace
 from domain.services.state import (
     current_versions_by_workspace,
@@ -46,6 +64,10 @@ class Loaders:
     steps: DataLoader[uuid.UUID, list[Step]] = field(init=False)
     jobs: DataLoader[uuid.UUID, Job | None] = field(init=False)
     schedules: DataLoader[uuid.UUID, list[Schedule]] = field(init=False)
+    module_versions: DataLoader[uuid.UUID, list[ModuleVersion]] = field(init=False)
+    provider_versions: DataLoader[uuid.UUID, list[ProviderVersion]] = field(init=False)
+    provider_platforms: DataLoader[uuid.UUID, list[ProviderPlatform]] = field(init=False)
+    signing_keys: DataLoader[uuid.UUID, SigningKey | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.variables = _loader(self.platform, variables_by_workspace)
@@ -58,6 +80,10 @@ class Loaders:
         self.steps = _loader(self.platform, steps_by_job)
         self.jobs = _loader(self.platform, jobs_by_id)
         self.schedules = _loader(self.platform, schedules_by_workspace)
+        self.module_versions = _loader(self.platform, versions_by_module)
+        self.provider_versions = _loader(self.platform, versions_by_provider)
+        self.provider_platforms = _loader(self.platform, platforms_by_version)
+        self.signing_keys = _loader(self.platform, signing_keys_by_organization)
 
 
 @dataclass
@@ -65,6 +91,9 @@ class Context:
     platform: Platform
     actor: Actor
     request_id: str
+    broker: Broker | None = None
+    # Set by Strawberry from a websocket's connection_init payload.
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -18,9 +19,11 @@ from graph.schema.extensions import PublicErrors
 from graph.schema.job_operations import JobMutation, JobQuery
 from graph.schema.mutation import Mutation as CoreMutation
 from graph.schema.query import Query as CoreQuery
+from graph.schema.registry import RegistryMutation, RegistryQuery
+from graph.schema.subscription import Subscription
 
-Query = merge_types("Query", (CoreQuery, JobQuery))
-Mutation = merge_types("Mutation", (CoreMutation, JobMutation))
+Query = merge_types("Query", (CoreQuery, JobQuery, RegistryQuery))
+Mutation = merge_types("Mutation", (CoreMutation, JobMutation, RegistryMutation))
 
 
 class Schema(strawberry.Schema):
@@ -33,8 +36,10 @@ def build_schema() -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[ValidationError, NotFoundError, PermissionDeniedError, ConflictError],
-        extensions=[PublicErrors],
+        # Parsing and validating the same documents again and again is pure waste.
+        extensions=[PublicErrors, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
     )
 
 

@@ -6,9 +6,11 @@ import strawberry
 
 from domain.models import Organization as OrganizationRow
 from domain.models import Team as TeamRow
+from graph.resolvers import registry as registry_resolvers
 from graph.resolvers import workspaces as workspace_resolvers
 from graph.resolvers.context import Context
 from graph.schema.enums import Role
+from graph.schema.registry import Module, Provider, SigningKey
 from graph.schema.relay import Connection, connection
 from graph.schema.template import Template
 from graph.schema.workspace import Workspace
@@ -81,6 +83,24 @@ class Organization:
             info.context, self.row.id, first, after, filter.name_contains if filter else None
         )
         return connection(page, Workspace.from_row)
+
+    @strawberry.field(description="Private modules ordered by name; at most 100 a page.")
+    async def modules(
+        self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
+    ) -> Connection[Module]:
+        return connection(await registry_resolvers.modules_page(info.context, self.row.id, first, after), Module.from_row)
+
+    @strawberry.field(description="Private providers ordered by name; at most 100 a page.")
+    async def providers(
+        self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
+    ) -> Connection[Provider]:
+        page = await registry_resolvers.providers_page(info.context, self.row.id, first, after)
+        return connection(page, Provider.from_row)
+
+    @strawberry.field(description="The public half of the key that signs the organization's providers.")
+    async def signing_key(self, info: strawberry.Info[Context, None]) -> SigningKey | None:
+        row = await info.context.loaders.signing_keys.load(self.row.id)
+        return SigningKey.from_row(row) if row else None
 
     @classmethod
     def from_row(cls, row: OrganizationRow) -> Organization:
