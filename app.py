@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graph.asgi import REQUEST_ID_KEY, GraphQLEndpoint
+from graph.ide import ide_assets_mount
 from graph.schema import schema
 from registry.configuration import configuration_routes
 from registry.discovery import registry_routes
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", LazyGraphQL(), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", LazyGraphQL()),
+            ide_assets_mount(),
             *state_routes(),
             *configuration_routes(),
             *registry_routes(),

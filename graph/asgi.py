@@ -20,6 +20,7 @@ from domain.errors import Unauthenticated
 from domain.live import Broker
 from domain.principal import Principal, PrincipalKind
 from domain.services import Platform
+from graph.ide import local_assets_available, render_ide_page
 from graph.resolvers.context import Context
 from graph.schema import Schema
 
@@ -103,7 +104,11 @@ class GraphQLEndpoint:
             request = Request(scope, receive)
             if self._is_ide_page(request):
                 # The page is static and executes nothing, so it needs no context (nor a token).
-                await (await self.strawberry.render_graphql_ide(request))(scope, receive, send)
+                # Ours loads its scripts from /graphql-ide/; Strawberry's (their fallback) from a CDN.
+                if local_assets_available():
+                    await render_ide_page(request)(scope, receive, send)
+                else:
+                    await (await self.strawberry.render_graphql_ide(request))(scope, receive, send)
                 return
             token = bearer_token(request.headers)
             if token is None:
