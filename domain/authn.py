@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 from jose import jwt
 from jose.exceptions import JOSEError
+from sqlmodel import select
 
 from domain.errors import Unauthenticated
 from domain.jobs import is_terminal
-from domain.models import Job
+from domain.models import Job, Step
 from domain.principal import JobScope, Principal, PrincipalKind
 from domain.services import Platform
 from domain.services.access_tokens import find_active_token
@@ -84,7 +85,14 @@ class Authenticator:
         """Valid while its job has not ended, so a leaked job token dies with the job."""
         async with self.platform.db.session() as session:
             job = await session.get(Job, job_id)
-        if job is None or is_terminal(job.status) or str(job.workspace_id) != claims.get("ws"):
+            # A cancelled job's terraform may still be saving its state after SIGINT: the
+            # token lives until its last step has stopped, so no state write is ever lost.
+            still_running = job is not None and is_terminal(job.status) and (
+                await session.exec(select(Step.id).where(Step.job_id == job.id, Step.status == "running"))
+            ).first() is not None
+        if job is None or str(job.workspace_id) != claims.get("ws"):
+            raise Unauthenticated("the job token is no longer valid")
+        if is_terminal(job.status) and not still_running:
             raise Unauthenticated("the job token is no longer valid")
         return Principal(
             name=f"job {job_id}",
