@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 5.0
     heartbeat_ttl_seconds: float = 45.0
     sweep_seconds: float = 10.0
+    # How often an idle arq worker looks for new work (arq's own default, 0.5 s, adds up to a
+    # second to every step's dispatch).
+    queue_poll_seconds: float = 0.05
     max_configuration_bytes: int = 100 * 1024 * 1024
     # Where the executor finds terraform and keeps its scratch directories.
     terraform_bin: str = "terraform"
@@ -101,6 +104,8 @@ class Settings(BaseSettings):
     module_git_timeout_seconds: float = 300.0
     registry_url_ttl_seconds: int = 300
     registry_download_flush_seconds: float = 1.0
+    # How long a process reuses a registry caller's authentication and the registry's answers.
+    registry_cache_seconds: float = 5.0
     max_provider_bytes: int = 512 * 1024 * 1024
     # HTTPS for `serve`/`up` (the --tls-cert/--tls-key flags set them too).
     tls_cert_file: Path | None = None

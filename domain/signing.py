@@ -97,10 +97,16 @@ def _material(home: Path) -> KeyMaterial:
     key_id, fingerprint, capabilities = keys[0]
     if "S" not in capabilities.upper():
         raise SigningError(f"the key {key_id} cannot sign")
+    # Sign once: a passphrase-protected or expired key fails here, not at the first upload.
+    try:
+        _gpg(home, "--local-user", fingerprint, "--detach-sign", "--output", "-", input=b"probe")
+    except SigningError as exc:
+        raise SigningError(
+            f"the key {key_id} cannot sign without a passphrase (or has expired); "
+            f"use a key that is not passphrase-protected ({exc})"
+        ) from None
     public = _gpg(home, "--armor", "--export", fingerprint).decode()
     private = _gpg(home, "--armor", "--export-secret-keys", fingerprint).decode()
-    # Sign once: a passphrase-protected or expired key fails here, not at the first upload.
-    _gpg(home, "--local-user", fingerprint, "--detach-sign", "--output", "-", input=b"probe")
     return KeyMaterial(key_id=key_id, fingerprint=fingerprint, public_armor=public, private_armor=private)
 
 
@@ -118,14 +124,7 @@ def import_key_sync(private_armor: str) -> KeyMaterial:
             _gpg(home, "--import", input=private_armor.encode())
         except SigningError as exc:
             raise SigningError(f"the key cannot be imported: {exc}") from None
-        try:
-            return _material(home)
-        except SigningError as exc:
-            if "failed" in str(exc) and "sign" in str(exc):
-                raise SigningError(
-                    "the key cannot sign without a passphrase; import a key that is not passphrase-protected"
-                ) from None
-            raise
+        return _material(home)
 
 
 def sign_detached_sync(private_armor: str, data: bytes) -> bytes:

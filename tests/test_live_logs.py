@@ -232,3 +232,32 @@ def _run_in_thread(factory: Any) -> str:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+PAUSING = """flow:
+  - type: customScripts
+    name: Pause
+    step: 100
+    commands:
+      - runtime: BASH
+        priority: 1
+        script: |
+          echo before-the-pause; sleep 3; echo after-the-pause
+"""
+
+
+async def test_silent_steps_and_queued_jobs_keep_their_subscription(
+    api: Api, code: Path, request: pytest.FixtureRequest
+) -> None:
+    """A reader waits through a silent step and through a job queued behind another."""
+    org, ws = setup(api, f"quiet-{request.node.callspec.id}", code)
+    api.mutate("createTemplate", "CreateTemplateInput", "... on Template { id }", organization=org, name="pause",
+               tcl=PAUSING)
+    first = api.mutate("runJob", "RunJobInput", "... on Job { id }", workspaceId=ws, templateName="pause")["id"]
+    second = api.mutate("runJob", "RunJobInput", "... on Job { id }", workspaceId=ws, templateName="pause")["id"]
+    async with connect(api.server.base_url, api.token) as a, connect(api.server.base_url, api.token) as b:
+        texts = await asyncio.wait_for(asyncio.gather(collect(a, first), collect(b, second)), timeout=120)
+    for chunks in texts:
+        log = joined(chunks).decode()
+        assert "before-the-pause" in log and "after-the-pause" in log
+        assert log.index("before-the-pause") < log.index("after-the-pause")

@@ -45,6 +45,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "keep_result": 60,
+        "poll_delay": settings.queue_poll_seconds,
     }
     options.update(overrides)
     return Worker(**options)

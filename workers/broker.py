@@ -134,24 +134,23 @@ class RedisBroker:
     async def tail(self, job_id: str) -> AsyncIterator[LogChunk]:  # type: ignore[override]
         stream = keys.log_stream(self.prefix, job_id)
         last: str | None = None
-        while True:
-            entries = await self.redis.xrange(stream, min=f"({last}" if last else "-", count=200)
-            for entry_id, fields in entries:
-                last = entry_id.decode()
-                yield LogChunk(**json.loads(fields[b"c"]))
-            if entries:
-                continue
-            await self._wait(job_id)
-
-    async def _wait(self, job_id: str) -> None:
-        """Sleeps until the job's wake-up channel fires (or 1 s, the safety net)."""
         self._ensure_listener()
         waker = asyncio.Event()
         self._wakers[job_id].add(waker)
         try:
-            await asyncio.wait_for(waker.wait(), timeout=1.0)
-        except TimeoutError:
-            pass
+            while True:
+                # Cleared before reading: a wake-up arriving during the read is not lost.
+                waker.clear()
+                entries = await self.redis.xrange(stream, min=f"({last}" if last else "-", count=200)
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    yield LogChunk(**json.loads(fields[b"c"]))
+                if entries:
+                    continue
+                try:  # until the job's wake-up channel fires, or 1 s (the safety net)
+                    await asyncio.wait_for(waker.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
         finally:
             self._wakers[job_id].discard(waker)
 

@@ -1,4 +1,4 @@
-"""Ships a running step's log lines to the broker in batches (every 50 ms or 16 KB), so a
+"""Ships a running step's log lines to the broker in batches (every 20 ms or 16 KB), so a
 chatty terraform does not cost one round trip per line; the executor never waits on it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from domain.live import Broker, LogChunk
 
 log = logging.getLogger("terrakube.live")
 
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.02  # measured: 50 ms batches were most of a line's live latency
 FLUSH_BYTES = 16 * 1024
 
 

@@ -97,6 +97,7 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
         env={**env, **inputs_env},
         sensitive_values=sensitive,
         commands=list(getattr(entry, "commands", ()) or ()),
+        collect_outputs=any(getattr(c, "after", False) for c in getattr(entry, "commands", ()) or ()),
         state_address=f"{api}/tfstate/{quote(org.name)}/{quote(ws.name)}",
         api_url=api,
         job_token=token,

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from typing import Generic, TypeVar
 
 from sqlmodel import select
 
@@ -17,6 +18,7 @@ from domain.live import Broker, JobEvent, LogChunk, LogGone
 from domain.models import Job, Organization, Step, Workspace
 from domain.services import Platform, reading
 
+T = TypeVar("T")
 PIECE = 16 * 1024
 RECHECK_SECONDS = 2.0  # how often a silent live tail looks at the step's row (lost worker)
 
@@ -70,36 +72,75 @@ async def job_log(
         start_at = next((s.step_number for s in steps if s.id == step_id), None)
         if start_at is None:
             raise NotFound("step not found in this job")
+    async with broker.events(f"job:{job_id}") as event_iterator:
+        events = _Poll(event_iterator)
+        try:
+            async for chunk in _follow(platform, broker, job_id, start_at, from_offset, events):
+                yield chunk
+        finally:
+            await events.aclose()
+
+
+async def _follow(
+    platform: Platform, broker: Broker, job_id: uuid.UUID, start_at: int | None, from_offset: int,
+    events: _Poll[JobEvent],
+) -> AsyncIterator[LogChunk]:
     finished: set[uuid.UUID] = set()
     first = True
-    async with broker.events(f"job:{job_id}") as events:
-        while True:
-            job, steps = await _job_and_steps(platform, job_id)
-            for step in steps:
-                if step.id in finished or (start_at is not None and step.step_number < start_at):
-                    continue
-                offset = from_offset if first else 0
-                if step.log_key and step.status in STEP_DONE:
-                    async for chunk in _stored(platform, step, offset):
-                        yield chunk
-                elif step.status == S.running.value:
-                    async for chunk in _live(platform, broker, job_id, step, offset):
-                        yield chunk
-                elif step.status in STEP_DONE:
-                    pass  # never ran, or an approval: nothing was logged
-                else:
-                    break  # not started yet: wait for the job to move
-                first = False
-                finished.add(step.id)
+    while True:
+        job, steps = await _job_and_steps(platform, job_id)
+        for step in steps:
+            if step.id in finished or (start_at is not None and step.step_number < start_at):
+                continue
+            offset = from_offset if first else 0
+            if step.log_key and step.status in STEP_DONE:
+                async for chunk in _stored(platform, step, offset):
+                    yield chunk
+            elif step.status == S.running.value:
+                async for chunk in _live(platform, broker, job_id, step, offset):
+                    yield chunk
+            elif step.status in STEP_DONE:
+                pass  # never ran, or an approval: nothing was logged
             else:
-                if is_terminal(job.status):
-                    return
-            await _next_event(events)
+                break  # not started yet: wait for the job to move
+            first = False
+            finished.add(step.id)
+        else:
+            if is_terminal(job.status):
+                return
+        await _next_event(events)
 
 
-async def _next_event(events: AsyncIterator[JobEvent]) -> None:
+class _Poll(Generic[T]):
+    """Reads an async iterator with a timeout without cancelling the read: cancelling
+    ``anext()`` of an async generator would end the generator for good."""
+
+    def __init__(self, it: AsyncIterator[T]) -> None:
+        self.it = it
+        self.pending: asyncio.Future[T] | None = None
+
+    async def next(self, timeout: float) -> T:
+        """Raises ``TimeoutError`` when nothing came in time; the read stays pending."""
+        if self.pending is None:
+            self.pending = asyncio.ensure_future(anext(self.it))
+        done, _ = await asyncio.wait({self.pending}, timeout=timeout)
+        if not done:
+            raise TimeoutError
+        task, self.pending = self.pending, None
+        return task.result()
+
+    async def aclose(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+            await asyncio.gather(self.pending, return_exceptions=True)
+        closer = getattr(self.it, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+async def _next_event(events: _Poll[JobEvent]) -> None:
     try:
-        await asyncio.wait_for(anext(events), timeout=RECHECK_SECONDS)
+        await events.next(RECHECK_SECONDS)
     except TimeoutError:
         pass  # a safety net: re-read the rows even if an event went missing
 
@@ -118,11 +159,11 @@ async def _live(
     """The running step's chunks from ``offset`` until its end marker. If the worker went silent
     and the step ended without one, the rest comes from the stored log."""
     position = offset
-    tail = broker.tail(str(job_id)).__aiter__()
+    tail = _Poll(broker.tail(str(job_id)).__aiter__())
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(tail), timeout=RECHECK_SECONDS)
+                chunk = await tail.next(RECHECK_SECONDS)
             except TimeoutError:
                 current = await _step(platform, step.id)
                 if current.status in STEP_DONE:
@@ -144,7 +185,7 @@ async def _live(
             yield LogChunk(chunk.step_id, chunk.step_number, position, piece.decode("utf-8", errors="replace"))
             position = chunk.offset + len(data)
     finally:
-        await tail.aclose()  # type: ignore[attr-defined]
+        await tail.aclose()
 
 
 async def _step(platform: Platform, step_id: uuid.UUID) -> Step:

@@ -240,7 +240,7 @@ async def _build(
     built: list[Built] = []
     skipped: list[str] = []
     for n, cand in enumerate(candidates):
-        tree = f"{cand.commit}:{folder}" if folder else cand.commit
+        tree = f"{cand.commit}:{folder}"  # "sha:" is the commit's root tree
         code, kind, _ = await _git(["cat-file", "-t", tree], repo, timeout)
         if code != 0 or kind.strip() != b"tree":
             skipped.append(cand.tag)
@@ -587,46 +587,83 @@ async def _registry_module(session: Any, organization: str, name: str, provider:
     return (await session.exec(query)).first()
 
 
-async def _readable_module(
-    session: Any, actor: Actor | None, organization: str, name: str, provider: str
-) -> Module:
-    """``actor=None``: the caller holds a signed URL the platform issued, which is the permission."""
-    module = await _registry_module(session, organization, name, provider)
-    what = f"module {organization}/{name}/{provider}"
-    if module is None:
-        raise NotFound(f"{what} not found")
-    if actor is not None:
-        await actor.require_visible(session, module.organization_id, what)
-    return module
+@dataclass(frozen=True)
+class ModuleIndex:
+    """What the registry protocol needs of a module: one query, no permission check yet."""
+
+    module_id: uuid.UUID
+    organization_id: uuid.UUID
+    versions: tuple[str, ...]  # highest first
 
 
-async def registry_versions(platform: Platform, actor: Actor, organization: str, name: str, provider: str) -> list[str]:
+async def module_index(platform: Platform, organization: str, name: str, provider: str) -> ModuleIndex:
+    query = (
+        select(Module.id, Module.organization_id, ModuleVersion.version)
+        .select_from(Module)
+        .join(Organization, col(Organization.id) == col(Module.organization_id))
+        .outerjoin(ModuleVersion, col(ModuleVersion.module_id) == col(Module.id))
+        .where(Organization.name == organization, Module.name == name, Module.provider == provider)
+    )
     async with reading(platform) as session:
-        module = await _readable_module(session, actor, organization, name, provider)
-        versions = (await session.exec(select(ModuleVersion.version).where(ModuleVersion.module_id == module.id))).all()
-    return sorted(versions, key=semver.sort_key, reverse=True)
+        rows = (await session.exec(query)).all()
+    if not rows:
+        raise NotFound(f"module {organization}/{name}/{provider} not found")
+    versions = sorted((r[2] for r in rows if r[2] is not None), key=semver.sort_key, reverse=True)
+    return ModuleIndex(rows[0][0], rows[0][1], tuple(versions))
 
 
 @dataclass(frozen=True)
 class Download:
     module_id: uuid.UUID
+    organization_id: uuid.UUID
     version: str
     archive_key: str
+
+
+async def version_download(
+    platform: Platform, organization: str, name: str, provider: str, version: str
+) -> Download:
+    """The archive of one version (no permission check yet): one query. ``version`` is empty
+    when the module exists but that version does not."""
+    query = (
+        select(Module.id, Module.organization_id, ModuleVersion.version, ModuleVersion.archive_key)
+        .select_from(Module)
+        .join(Organization, col(Organization.id) == col(Module.organization_id))
+        .outerjoin(
+            ModuleVersion, (col(ModuleVersion.module_id) == col(Module.id)) & (col(ModuleVersion.version) == version)
+        )
+        .where(Organization.name == organization, Module.name == name, Module.provider == provider)
+    )
+    async with reading(platform) as session:
+        row = (await session.exec(query)).first()
+    if row is None:
+        raise NotFound(f"module {organization}/{name}/{provider} not found")
+    return Download(row[0], row[1], row[2] or "", row[3] or "")
+
+
+async def require_reader(platform: Platform, actor: Actor, organization_id: uuid.UUID, what: str) -> None:
+    """Reading the registry needs only to see the organization (any team of it, or its job token).
+    Invisible means not found, so names do not leak."""
+    async with reading(platform) as session:  # no connection is taken when the answer is known
+        await actor.require_visible(session, organization_id, what)
+
+
+async def registry_versions(platform: Platform, actor: Actor, organization: str, name: str, provider: str) -> list[str]:
+    index = await module_index(platform, organization, name, provider)
+    await require_reader(platform, actor, index.organization_id, f"module {organization}/{name}/{provider}")
+    return list(index.versions)
 
 
 async def registry_download(
     platform: Platform, actor: Actor | None, organization: str, name: str, provider: str, version: str
 ) -> Download:
-    async with reading(platform) as session:
-        module = await _readable_module(session, actor, organization, name, provider)
-        row = (
-            await session.exec(
-                select(ModuleVersion).where(ModuleVersion.module_id == module.id, ModuleVersion.version == version)
-            )
-        ).first()
-    if row is None or not row.archive_key:
+    """``actor=None``: the caller holds a signed URL the platform issued, which is the permission."""
+    found = await version_download(platform, organization, name, provider, version)
+    if actor is not None:
+        await require_reader(platform, actor, found.organization_id, f"module {organization}/{name}/{provider}")
+    if not found.version or not found.archive_key:
         raise NotFound(f"module {organization}/{name}/{provider} has no version {version[:64]!r}")
-    return Download(module.id, row.version, row.archive_key)
+    return found
 
 
 async def open_archive(platform: Platform, key: str) -> AsyncIterator[bytes]:

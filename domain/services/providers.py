@@ -506,37 +506,56 @@ async def _registry_provider(session: Any, organization: str, name: str, lock: b
     return (await session.exec(query)).first()
 
 
-async def _readable(session: Any, actor: Actor, organization: str, name: str) -> Provider:
-    provider = await _registry_provider(session, organization, name)
-    what = f"provider {organization}/{name}"
-    if provider is None:
-        raise NotFound(f"{what} not found")
-    await actor.require_visible(session, provider.organization_id, what)
-    return provider
+async def require_reader(platform: Platform, actor: Actor, organization_id: uuid.UUID, what: str) -> None:
+    async with reading(platform) as session:  # no connection is taken when the answer is known
+        await actor.require_visible(session, organization_id, what)
+
+
+@dataclass(frozen=True)
+class ProviderIndex:
+    """Terraform's ``versions`` document of a provider, and whose it is (no permission check yet)."""
+
+    organization_id: uuid.UUID
+    versions: list[dict[str, Any]]
+
+
+async def provider_index(platform: Platform, organization: str, name: str) -> ProviderIndex:
+    query = (
+        select(Provider.organization_id, ProviderVersion.version, ProviderVersion.protocols, ProviderPlatform.os,
+               ProviderPlatform.arch)
+        .select_from(Provider)
+        .join(Organization, col(Organization.id) == col(Provider.organization_id))
+        .outerjoin(ProviderVersion, col(ProviderVersion.provider_id) == col(Provider.id))
+        .outerjoin(ProviderPlatform, col(ProviderPlatform.provider_version_id) == col(ProviderVersion.id))
+        .where(Organization.name == organization, Provider.name == name)
+    )
+    async with reading(platform) as session:
+        rows = (await session.exec(query)).all()
+    if not rows:
+        raise NotFound(f"provider {organization}/{name} not found")
+    versions: dict[str, dict[str, Any]] = {}
+    for _, version, protocols, os_name, arch in rows:
+        if version is None or os_name is None:
+            continue
+        entry = versions.setdefault(version, {"version": version, "protocols": list(protocols), "platforms": []})
+        entry["platforms"].append({"os": os_name, "arch": arch})
+    for entry in versions.values():
+        entry["platforms"].sort(key=lambda p: (p["os"], p["arch"]))
+    ordered = [versions[v] for v in sorted(versions, key=semver.sort_key, reverse=True)]
+    return ProviderIndex(rows[0][0], ordered)
 
 
 async def registry_versions(platform: Platform, actor: Actor, organization: str, name: str) -> list[dict[str, Any]]:
     """Terraform's ``versions`` document: each version with its protocols and platforms."""
-    async with reading(platform) as session:
-        provider = await _readable(session, actor, organization, name)
-        rows = (
-            await session.exec(
-                select(ProviderVersion, ProviderPlatform)
-                .join(ProviderPlatform, col(ProviderPlatform.provider_version_id) == col(ProviderVersion.id))
-                .where(ProviderVersion.provider_id == provider.id)
-            )
-        ).all()
-    versions: dict[str, dict[str, Any]] = {}
-    for version, plat in rows:
-        entry = versions.setdefault(version.version, {"version": version.version, "protocols": list(version.protocols), "platforms": []})
-        entry["platforms"].append({"os": plat.os, "arch": plat.arch})
-    for entry in versions.values():
-        entry["platforms"].sort(key=lambda p: (p["os"], p["arch"]))
-    return [versions[v] for v in sorted(versions, key=semver.sort_key, reverse=True)]
+    index = await provider_index(platform, organization, name)
+    await require_reader(platform, actor, index.organization_id, f"provider {organization}/{name}")
+    return index.versions
 
 
 @dataclass(frozen=True)
 class ProviderDownload:
+    organization_id: uuid.UUID
+    found: bool  # False: the provider exists, this version/os/arch does not
     protocols: list[str]
     os: str
     arch: str
@@ -546,33 +565,54 @@ class ProviderDownload:
     ascii_armor: str
 
 
+async def platform_download(
+    platform: Platform, organization: str, name: str, version: str, os_name: str, arch: str
+) -> ProviderDownload:
+    """One platform's release and the organization's public key: one query, no permission check yet."""
+    query = (
+        select(Provider.organization_id, ProviderVersion.protocols, ProviderPlatform.filename, ProviderPlatform.shasum,
+               SigningKey.key_id, SigningKey.ascii_armor)
+        .select_from(Provider)
+        .join(Organization, col(Organization.id) == col(Provider.organization_id))
+        .outerjoin(
+            ProviderVersion,
+            (col(ProviderVersion.provider_id) == col(Provider.id)) & (col(ProviderVersion.version) == version),
+        )
+        .outerjoin(
+            ProviderPlatform,
+            (col(ProviderPlatform.provider_version_id) == col(ProviderVersion.id))
+            & (col(ProviderPlatform.os) == os_name)
+            & (col(ProviderPlatform.arch) == arch),
+        )
+        .outerjoin(SigningKey, col(SigningKey.organization_id) == col(Provider.organization_id))
+        .where(Organization.name == organization, Provider.name == name)
+    )
+    async with reading(platform) as session:
+        row = (await session.exec(query)).first()
+    if row is None:
+        raise NotFound(f"provider {organization}/{name} not found")
+    org_id, protocols, filename, shasum, key_id, armor = row
+    found = filename is not None and key_id is not None
+    return ProviderDownload(
+        organization_id=org_id, found=found, protocols=list(protocols or []), os=os_name, arch=arch,
+        filename=filename or "", shasum=shasum or "", key_id=key_id or "", ascii_armor=armor or "",
+    )
+
+
 async def registry_download(
     platform: Platform, actor: Actor, organization: str, name: str, version: str, os_name: str, arch: str
 ) -> ProviderDownload:
-    async with reading(platform) as session:
-        provider = await _readable(session, actor, organization, name)
-        found = (
-            await session.exec(
-                select(ProviderVersion, ProviderPlatform)
-                .join(ProviderPlatform, col(ProviderPlatform.provider_version_id) == col(ProviderVersion.id))
-                .where(
-                    ProviderVersion.provider_id == provider.id,
-                    ProviderVersion.version == version,
-                    ProviderPlatform.os == os_name,
-                    ProviderPlatform.arch == arch,
-                )
-            )
-        ).first()
-        key = (await session.exec(select(SigningKey).where(SigningKey.organization_id == provider.organization_id))).first()
-    if found is None:
-        raise NotFound(f"provider {organization}/{name} has no version {version[:64]!r} for {os_name[:32]}_{arch[:32]}")
-    if key is None:
-        raise NotFound(f"organization {organization!r} has no signing key")
-    pv, plat = found
-    return ProviderDownload(
-        protocols=list(pv.protocols), os=plat.os, arch=plat.arch, filename=plat.filename, shasum=plat.shasum,
-        key_id=key.key_id, ascii_armor=key.ascii_armor,
-    )
+    found = await platform_download(platform, organization, name, version, os_name, arch)
+    await require_reader(platform, actor, found.organization_id, f"provider {organization}/{name}")
+    return require_found(found, organization, name, version)
+
+
+def require_found(found: ProviderDownload, organization: str, name: str, version: str) -> ProviderDownload:
+    if not found.found:
+        raise NotFound(
+            f"provider {organization}/{name} has no version {version[:64]!r} for {found.os[:32]}_{found.arch[:32]}"
+        )
+    return found
 
 
 async def open_release_file(

@@ -78,6 +78,9 @@ class StepSpec:
     base_env: dict[str, str] | None = None  # the env to start from instead of os.environ
     max_config_bytes: int = 512 << 20
     grace: float = 5.0  # seconds between SIGINT and SIGKILL on cancel/timeout
+    # `terraform output -json` after apply/destroy costs a process and a state read; only
+    # `after` scripts (as $terraformOutput) use it.
+    collect_outputs: bool = True
 
 
 @dataclass
@@ -231,7 +234,8 @@ class _Step:
         if code := await tf.run(args):
             return f"terraform {args[0]} failed (exit code {code})"
         outcome.status = "completed"
-        outcome.terraform_output = await tf.output_json()
+        if spec.collect_outputs:
+            outcome.terraform_output = await tf.output_json()
         return None
 
 
