@@ -261,3 +261,62 @@ async def test_silent_steps_and_queued_jobs_keep_their_subscription(
         log = joined(chunks).decode()
         assert "before-the-pause" in log and "after-the-pause" in log
         assert log.index("before-the-pause") < log.index("after-the-pause")
+
+
+async def test_a_new_api_replica_serves_the_whole_backlog(cluster: Cluster, code: Path) -> None:
+    """Across processes: the executor runs in `terrakube worker`; an API replica started while the
+    job runs serves the full log from Redis, and organization events reach its subscribers."""
+    api = cluster.api
+    org, ws = setup(api, "live-replica", code)
+    async with connect(api.server.base_url, api.token) as watcher:
+        org_events = watcher.subscribe(
+            "subscription($o: String!) { organizationJobs(organization: $o) { job { id status } step { id } } }",
+            o=org)
+        org_task = asyncio.create_task(_first_terminal(org_events))
+        await asyncio.sleep(0.3)
+        job_id = api.mutate("runJob", "RunJobInput", "... on Job { id }", workspaceId=ws, templateName="chatty")["id"]
+        replica = Server(data_dir=cluster.base / "data", log_dir=cluster.base, name="serve-replica",
+                         command=["serve"], env=cluster.env)
+        replica.start()
+        try:
+            replica.wait_healthy()
+            async with connect(replica.base_url, api.token) as late:
+                chunks = await asyncio.wait_for(collect(late, job_id), timeout=90)
+        finally:
+            replica.stop()
+        finished = await asyncio.wait_for(org_task, timeout=60)
+    whole = joined(chunks)
+    assert whole == stored_log(api, job_id)
+    assert [ln for ln in whole.decode().splitlines() if ln.startswith("line ")] == [
+        f"line {i} of {LINES}" for i in range(1, LINES + 1)
+    ]
+    assert finished == {"id": job_id, "status": "COMPLETED"}
+
+
+async def _first_terminal(stream: Any) -> dict[str, Any]:
+    async for data in stream:
+        event = data["organizationJobs"]
+        if event["step"] is None and event["job"]["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+            return event["job"]
+    raise AssertionError("the organization's event stream ended")
+
+
+async def test_a_slow_reader_slows_nobody_else(api: Api, code: Path, request: pytest.FixtureRequest) -> None:
+    org, ws = setup(api, f"slow-{request.node.callspec.id}", code)
+    job_id = api.mutate("runJob", "RunJobInput", "... on Job { id }", workspaceId=ws, templateName="chatty")["id"]
+
+    async def slow_reader(sock: GraphQLWebSocket) -> list[dict[str, Any]]:
+        chunks = []
+        async for data in sock.subscribe(LOGS, j=job_id, s=None, o=0):
+            chunks.append(data["jobLogs"])
+            await asyncio.sleep(0.1)  # a reader far slower than the job writes
+        return chunks
+
+    async with connect(api.server.base_url, api.token) as a, connect(api.server.base_url, api.token) as b:
+        slow = asyncio.create_task(slow_reader(a))
+        fast = await asyncio.wait_for(collect(b, job_id), timeout=90)
+        status = api("query($id: ID!) { job(id: $id) { status } }", id=job_id)["job"]["status"]
+        assert not slow.done()  # the fast reader and the job itself finished first
+        assert status == "COMPLETED"
+        slow_chunks = await asyncio.wait_for(slow, timeout=300)
+    assert joined(slow_chunks) == joined(fast) == stored_log(api, job_id)
