@@ -48,7 +48,7 @@ PROTOCOL_RE = re.compile(r"^([1-9][0-9]?)(?:\.(0|[1-9][0-9]?))?$")
 # The platforms terraform itself is released for.
 OPERATING_SYSTEMS = frozenset({"darwin", "freebsd", "linux", "openbsd", "solaris", "windows"})
 ARCHITECTURES = frozenset({"386", "amd64", "arm", "arm64"})
-MAX_PROVIDER_BYTES = 512 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 4 * 1024 * 1024 * 1024  # what terraform would unpack; a zip bomb stops here
 SHA256SUMS = "SHA256SUMS"
 
 
@@ -126,7 +126,10 @@ def check_zip(path: Path, name: str, version: str, os_name: str) -> None:
     wanted = {binary, binary + ".exe"} if os_name == "windows" else {binary}
     try:
         with zipfile.ZipFile(path) as archive:
-            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+            infos = archive.infolist()
+            if sum(info.file_size for info in infos) > MAX_UNCOMPRESSED_BYTES:
+                raise ValidationFailed("file", f"the zip unpacks to more than {MAX_UNCOMPRESSED_BYTES} bytes")
+            names = [info.filename for info in infos if not info.is_dir()]
             if not wanted & set(names):
                 shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "") if names else "nothing"
                 raise ValidationFailed(

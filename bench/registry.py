@@ -1,0 +1,312 @@
+"""Private registry read path: what `terraform init` calls, under many concurrent clients.
+
+    .venv/bin/python bench/registry.py [--db sqlite|postgresql] [--concurrency 50] [--requests 4000] [--json]
+
+Seeds an organization with one module (30 versions) and a READ team, issues a personal token of a
+team member (what a terraform user has: it costs the token lookup and the team lookup that an admin
+token skips), starts `terrakube serve` (production mode, its own SQLite file or PostgreSQL database,
+Redis at 127.0.0.1:6379) and drives it over HTTP/1.1 keep-alive with ``--concurrency`` clients
+(each one connection, closed loop):
+
+- ``healthz``: ``GET /healthz`` (one ``SELECT 1``), the baseline of the same run;
+- ``versions``: ``GET /terraform/modules/v1/{org}/{name}/{provider}/versions``;
+- ``download``: ``GET …/{version}/download`` (204 + a signed ``X-Terraform-Get``; counted).
+
+It prints p50/p99 latency, requests per second, and the ratios to ``healthz``, then checks the
+goal p99 <= 20 ms for ``versions`` and ``download``. The client is a minimal HTTP/1.1 client on
+asyncio streams so that it takes little of the CPU the server needs (client and server share the
+machine). Every response's status is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+ORG, MODULE, PROVIDER, TEAM = "bench-org", "vpc", "aws", "bench-readers"
+VERSIONS = [f"1.{minor}.{patch}" for minor in range(6) for patch in range(5)]  # 30 versions
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+GOAL_P99_MS = 20.0
+
+
+async def pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def seed(url: str, key: str, storage: Path) -> str:
+    """Rows written directly (no git needed: the measured endpoints never read archives)."""
+    from domain.crypto import SecretBox
+    from domain.db import Database
+    from domain.models import Module, ModuleVersion, Organization, Team
+    from domain.services import Platform
+    from domain.services.access_tokens import issue_token
+    from domain.tokens import TokenSigner
+    from storage import LocalBlobStore
+    from storage.keys import module_archive_key
+
+    db = Database(url)
+    try:
+        org = Organization(name=ORG)
+        module = Module(organization_id=org.id, name=MODULE, provider=PROVIDER, source="https://example.com/vpc.git")
+        async with db.transaction() as s:
+            s.add(org)
+            await s.flush()
+            s.add(Team(organization_id=org.id, name=TEAM, role="READ"))
+            s.add(module)
+            await s.flush()
+            s.add_all(
+                ModuleVersion(module_id=module.id, version=v, tag=f"v{v}", commit="0" * 40,
+                              archive_key=module_archive_key(ORG, MODULE, PROVIDER, f"{v}.bench"))
+                for v in VERSIONS
+            )
+        platform = Platform(db=db, box=SecretBox(key), signer=TokenSigner(key), store=LocalBlobStore(storage))
+        new = await issue_token(platform, owner="bench-user", email=None, groups=[TEAM], description="bench",
+                                days=1, kind="personal")
+        return new.secret
+    finally:
+        await db.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+FREEZE = "import gc, app, cli; gc.collect(); gc.freeze(); cli.main()"  # the --gc-freeze experiment
+
+
+def start_server(url: str, key: str, tmp: Path, show_log: bool, gc_freeze: bool = False,
+                 cache_seconds: float | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    port, log = free_port(), tmp / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERRAKUBE_")}
+    env.update(TERRAKUBE_MODE="production", TERRAKUBE_DATABASE_URL=url, TERRAKUBE_SECRET_KEY=key,
+               TERRAKUBE_REDIS_URL="redis://127.0.0.1:6379/0", TERRAKUBE_DATA_DIR=str(tmp),
+               TERRAKUBE_STORAGE_LOCAL_PATH=str(tmp / "storage"), TERRAKUBE_PUBLIC_URL="https://registry.example.com",
+               TERRAKUBE_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:8]}")
+    if cache_seconds is not None:
+        env["TERRAKUBE_REGISTRY_CACHE_SECONDS"] = str(cache_seconds)
+    out: Any = None if show_log else log.open("wb")
+    entry = [str(ROOT / ".venv/bin/python"), "-c", FREEZE] if gc_freeze else [str(ROOT / ".venv/bin/terrakube")]
+    cmd = [*entry, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}; log: {log}\n{tail(log)}")
+        try:
+            status, _, _ = asyncio.run(one_request(port, "/healthz", None))
+            if status == 200:
+                return proc, port
+        except OSError:
+            pass
+        time.sleep(0.1)
+    stop_server(proc)
+    raise SystemExit(f"server not healthy within 30 s; log: {log}\n{tail(log)}")
+
+
+def tail(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return "\n".join([line for line in lines if '" 20' not in line][-30:])
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- a minimal keep-alive HTTP/1.1 client --------------------------------------------------------
+
+
+class Connection:
+    def __init__(self, port: int, token: str | None) -> None:
+        self.port = port
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        self.head = "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:" + str(port) + "\r\n" + auth + "Accept: application/json\r\n\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(self.head.format(path=path).encode())
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *lines = raw.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+        length = int(headers.get("content-length", "0"))
+        body = await self.reader.readexactly(length) if length else b""
+        return int(status_line.split()[1]), headers, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def one_request(port: int, path: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
+    conn = Connection(port, token)
+    try:
+        return await conn.get(path)
+    finally:
+        conn.close()
+
+
+ENDPOINTS = {
+    "healthz": ("/healthz", 200),
+    "versions": (f"/terraform/modules/v1/{ORG}/{MODULE}/{PROVIDER}/versions", 200),
+    "download": (f"/terraform/modules/v1/{ORG}/{MODULE}/{PROVIDER}/" + "{version}/download", 204),
+}
+
+
+def check(name: str, status: int, headers: dict[str, str], body: bytes) -> None:
+    expected = ENDPOINTS[name][1]
+    if status != expected:
+        raise SystemExit(f"{name}: HTTP {status} (expected {expected}): {body[:500]!r}")
+    if name == "versions" and len(json.loads(body)["modules"][0]["versions"]) != len(VERSIONS):
+        raise SystemExit(f"versions: wrong document {body[:500]!r}")
+    if name == "download" and "signature=" not in headers.get("x-terraform-get", ""):
+        raise SystemExit(f"download: no signed X-Terraform-Get: {headers}")
+
+
+async def run(port: int, token: str, name: str, n: int, concurrency: int) -> dict[str, float]:
+    template = ENDPOINTS[name][0]
+    latencies: list[float] = []
+    counter = iter(range(n))
+    conns = [Connection(port, token) for _ in range(concurrency)]
+
+    async def worker(conn: Connection) -> None:
+        for i in counter:
+            path = template.format(version=VERSIONS[i % len(VERSIONS)])
+            t0 = time.perf_counter()
+            status, headers, body = await conn.get(path)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            check(name, status, headers, body)
+
+    for conn in conns:  # connect first: connection setup is not what we measure
+        await conn.get("/healthz")
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    wall = time.perf_counter() - start
+    for conn in conns:
+        conn.close()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"n": n, "p50_ms": statistics.median(latencies), "p90_ms": q[89], "p99_ms": q[98], "rps": n / wall}
+
+
+async def measure(port: int, token: str, n: int, concurrency: int, rounds: int) -> dict[str, Any]:
+    for name in ENDPOINTS:  # warm-up: imports, compiled statements, connection pool
+        await run(port, token, name, 200, min(concurrency, 10))
+    gc.collect()
+    gc.freeze()
+    per_round: list[dict[str, dict[str, float]]] = []
+    for _ in range(rounds):  # interleaved rounds: background noise hits every endpoint alike
+        per_round.append({name: await run(port, token, name, n, concurrency) for name in ENDPOINTS})
+    rows: dict[str, dict[str, float]] = {}
+    for name in ENDPOINTS:
+        samples = [r[name] for r in per_round]
+        rows[name] = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+    base = rows["healthz"]
+    for row in rows.values():
+        row.update(p50_ratio=row["p50_ms"] / base["p50_ms"], p99_ratio=row["p99_ms"] / base["p99_ms"],
+                   rps_ratio=row["rps"] / base["rps"])
+    return rows
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [
+        f"Registry benchmark: db={r['db']} cores={r['cores']} python={r['python']} load-before={r['load']} "
+        f"concurrency={r['concurrency']} requests/endpoint/round={r['requests']} rounds={r['rounds']} (medians)"
+        + ("  [server started with gc.freeze()]" if r["server_gc_freeze"] else "")
+        + (f"  [registry cache {r['cache_seconds']:g} s]" if r["cache_seconds"] is not None else ""),
+        f"{'endpoint':<10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'req/s':>10}{'p50 x':>8}{'p99 x':>8}{'rps x':>8}",
+    ]
+    for name, m in r["rows"].items():
+        lines.append(f"{name:<10}{m['p50_ms']:>9.2f}{m['p90_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['rps']:>10.1f}"
+                     f"{m['p50_ratio']:>8.2f}{m['p99_ratio']:>8.2f}{m['rps_ratio']:>8.3f}")
+    for g in r["goals"]:
+        lines.append(f"goal ({g['endpoint']}) p99 <= {GOAL_P99_MS:.0f} ms at c={r['concurrency']}: "
+                     f"{g['p99_ms']:.2f} ms  {'PASS' if g['pass'] else 'MISS'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--requests", type=int, default=3000, help="per endpoint and round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--uvicorn-log", action="store_true")
+    ap.add_argument("--cache-seconds", type=float, default=None,
+                    help="TERRAKUBE_REGISTRY_CACHE_SECONDS for the server (default: the setting's default, 5)")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="experiment: start the server with gc.freeze() after imports (not how production runs)")
+    args = ap.parse_args()
+    key = secrets.token_urlsafe(36)
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+    import migrations
+
+    with tempfile.TemporaryDirectory(prefix="terrakube-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        dbname = f"terrakube_bench_{uuid.uuid4().hex[:12]}"
+        if args.db == "postgresql":
+            url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
+            asyncio.run(pg_admin(f'CREATE DATABASE "{dbname}"'))
+        else:
+            url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+        proc = None
+        try:
+            migrations.upgrade(url)
+            token = asyncio.run(seed(url, key, tmp / "storage"))
+            proc, port = start_server(url, key, tmp, args.uvicorn_log, args.gc_freeze, args.cache_seconds)
+            rows = asyncio.run(measure(port, token, args.requests, args.concurrency, args.rounds))
+        except BaseException:
+            if proc is not None and not args.uvicorn_log:
+                print(f"server log tail:\n{tail(tmp / 'server.log')}", file=sys.stderr)
+            raise
+        finally:
+            if proc is not None:
+                stop_server(proc)
+            if args.db == "postgresql":
+                asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+
+    goals = [{"endpoint": e, "p99_ms": rows[e]["p99_ms"], "pass": rows[e]["p99_ms"] <= GOAL_P99_MS}
+             for e in ("versions", "download")]
+    result = {"db": args.db, "server_gc_freeze": args.gc_freeze, "cache_seconds": args.cache_seconds, "cores": os.cpu_count(), "python": sys.version.split()[0], "load": load,
+              "concurrency": args.concurrency, "requests": args.requests, "rounds": args.rounds, "rows": rows,
+              "goals": goals}
+    print(json.dumps(result, indent=2) if args.json else report(result))
+
+
+if __name__ == "__main__":
+    main()

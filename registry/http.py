@@ -1,0 +1,213 @@
+"""What the registry routes share: authentication, the error body terraform prints, absolute
+URLs, and short-lived signed URLs for archives and release files.
+
+Terraform shows the ``errors`` of a registry answer to the user, so every refusal here is
+``{"errors": ["<message>"]}`` with the matching status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from domain.access import Actor
+from domain.crypto import derive_key
+from domain.errors import Conflict, DomainError, NotFound, PermissionDenied, Unauthenticated, ValidationFailed
+from domain.services.providers import ProviderTooLarge
+from registry.state_backend import bearer_or_basic_token
+
+log = logging.getLogger("terrakube.registry")
+
+WWW_AUTHENTICATE = 'Bearer realm="terrakube"'
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def errors(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"errors": [message]}, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+def error_response(exc: DomainError) -> JSONResponse:
+    """The one mapping of domain errors to registry answers."""
+    if isinstance(exc, Unauthenticated):
+        return errors(401, exc.message, {"WWW-Authenticate": WWW_AUTHENTICATE})
+    if isinstance(exc, PermissionDenied):
+        return errors(403, exc.message)
+    if isinstance(exc, NotFound):
+        return errors(404, exc.message)
+    if isinstance(exc, Conflict):
+        return errors(409, exc.message)
+    if isinstance(exc, ProviderTooLarge):
+        return errors(413, exc.message)
+    if isinstance(exc, ValidationFailed):
+        return errors(400, exc.message)
+    return errors(400, exc.message)
+
+
+def services(request: Request) -> Any:
+    return request.app.state.services
+
+
+class TtlCache:
+    """A small per-process cache whose entries live ``ttl`` seconds (oldest dropped when full)."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._items: dict[Any, tuple[float, Any]] = {}
+        self._loading: dict[Any, asyncio.Future[Any]] = {}
+
+    def get(self, key: Any) -> Any | None:
+        if self.ttl <= 0:
+            return None
+        hit = self._items.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        return hit[1]
+
+    def put(self, key: Any, value: Any) -> Any:
+        if self.ttl > 0:
+            if len(self._items) >= self.max_entries:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = (time.monotonic() + self.ttl, value)
+        return value
+
+    def _settled(self, key: Any, done: asyncio.Future[Any]) -> None:
+        self._loading.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone away meanwhile
+
+    async def get_or_load(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached value, or ``load()``'s; concurrent misses of one key share one load, so an
+        expiring entry under load costs one database round trip, not one per waiting request."""
+        hit = self.get(key)
+        if hit is not None:
+            return hit
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(load())
+            self._loading[key] = pending
+            pending.add_done_callback(lambda done: self._settled(key, done))
+        value = await asyncio.shield(pending)
+        return self.put(key, value)
+
+
+def registry_cache(request: Request) -> TtlCache:
+    """Authenticated callers and registry answers, kept ``TERRAKUBE_REGISTRY_CACHE_SECONDS``.
+
+    ``terraform init`` asks the same few questions many times in a burst (every module block,
+    every CI job at once); remembering the answers for a few seconds keeps the registry as cheap
+    as a health check. The price: a revoked token, a removed team or a new version is seen up to
+    that many seconds later by this process.
+    """
+    state = request.app.state
+    ttl = float(services(request).settings.registry_cache_seconds)
+    cache = getattr(state, "registry_cache", None)
+    if cache is None:
+        cache = TtlCache(ttl)
+        state.registry_cache = cache
+    cache.ttl = ttl
+    return cache
+
+
+async def authenticate(request: Request) -> Actor:
+    token = bearer_or_basic_token(request)
+    if token is None:
+        raise Unauthenticated(
+            "this registry needs a token: add a credentials block for this host to the terraform CLI config "
+            "(TF_CLI_CONFIG_FILE), or set TF_TOKEN_<host>"
+        )
+    # Never cached: a revoked or expired token is refused at once, here as everywhere else.
+    return Actor(await services(request).authenticator.authenticate(token))
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Domain errors become terraform's error body; anything else is logged and a 500."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except DomainError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("registry %s %s failed", request.method, request.url.path)
+            return errors(500, "the registry failed to answer; the server log has the details")
+
+    return run
+
+
+def base_url(request: Request) -> str:
+    """Where clients reach this API: ``TERRAKUBE_PUBLIC_URL`` or else the request's own origin."""
+    configured = services(request).settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+async def not_found(request: Request) -> Response:
+    return errors(404, f"{request.url.path} is not a registry endpoint")
+
+
+# -- signed URLs -----------------------------------------------------------------------------
+
+
+class UrlSigner:
+    """HMAC-signed, expiring URLs: terraform fetches archives and zips without sending its token."""
+
+    def __init__(self, secret_key: str, ttl_seconds: int) -> None:
+        self._key = derive_key(secret_key, "terrakube/registry-download-urls")
+        self.ttl = ttl_seconds
+
+    def _mac(self, path: str, expires: int) -> str:
+        # Over the decoded path: the server sees ``scope["path"]`` decoded (1.0.0%2Bb1 → 1.0.0+b1).
+        digest = hmac.new(self._key, f"{unquote(path)}\n{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def sign(self, path: str, now: float | None = None) -> str:
+        """``path`` plus its query string; valid for ``ttl`` seconds."""
+        expires = int((now or time.time()) + self.ttl)
+        return f"{path}?{urlencode({'expires': expires, 'signature': self._mac(path, expires)})}"
+
+    def valid(self, path: str, expires: str | None, signature: str | None, now: float | None = None) -> bool:
+        if not expires or not signature or not expires.isdigit():
+            return False
+        if int(expires) < (now or time.time()):
+            return False
+        return hmac.compare_digest(self._mac(path, int(expires)), signature)
+
+
+def url_signer(request: Request) -> UrlSigner:
+    state = request.app.state
+    signer = getattr(state, "registry_url_signer", None)
+    if signer is None:
+        settings = services(request).settings
+        signer = UrlSigner(settings.secret_key or "", int(settings.registry_url_ttl_seconds))
+        state.registry_url_signer = signer
+    return signer
+
+
+async def signed_or_authenticated(request: Request) -> Actor | None:
+    """A file route accepts a valid signature (no token needed) or a token; None = signed."""
+    signer = url_signer(request)
+    query = request.query_params
+    if "signature" in query:
+        if signer.valid(request.url.path, query.get("expires"), query.get("signature")):
+            return None
+        if bearer_or_basic_token(request) is None:
+            raise Unauthenticated("the download link has expired or is not valid; ask the registry for a new one")
+    return await authenticate(request)

@@ -1,0 +1,155 @@
+"""Terraform's module registry protocol for an organization's private modules.
+
+    GET /terraform/modules/v1/{org}/{name}/{provider}/versions
+    GET /terraform/modules/v1/{org}/{name}/{provider}/{version}/download       → 204, X-Terraform-Get
+    GET /terraform/modules/v1/{org}/{name}/{provider}/{version}/archive.tar.gz  (signed URL or token)
+
+Every call but the archive needs a token of someone who can see the organization (personal,
+team, OIDC or a job token of that organization). ``download`` answers with a signed URL valid for
+``TERRAKUBE_REGISTRY_URL_TTL_SECONDS``, because terraform fetches the archive without its token.
+Downloads are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from domain.errors import NotFound
+from domain.services import Platform
+from domain.services import modules as service
+from registry.discovery import MODULES_PATH
+from registry.http import (
+    authenticate,
+    base_url,
+    endpoint,
+    registry_cache,
+    services,
+    signed_or_authenticated,
+    url_signer,
+)
+
+log = logging.getLogger("terrakube.registry.modules")
+
+
+def _parts(request: Request) -> tuple[str, str, str]:
+    p = request.path_params
+    return p["org"], p["name"], p["provider"]
+
+
+async def versions(request: Request) -> Response:
+    actor = await authenticate(request)
+    org, name, provider = _parts(request)
+    platform, cache = services(request).platform, registry_cache(request)
+    index = await cache.get_or_load(
+        ("module", org, name, provider), lambda: service.module_index(platform, org, name, provider)
+    )
+    await service.require_reader(platform, actor, index.organization_id, f"module {org}/{name}/{provider}")
+    body = {"modules": [{"versions": [{"version": v} for v in index.versions]}]}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def archive_path(org: str, name: str, provider: str, version: str) -> str:
+    return MODULES_PATH + "/".join(quote(p, safe="") for p in (org, name, provider, version)) + "/archive.tar.gz"
+
+
+async def download(request: Request) -> Response:
+    actor = await authenticate(request)
+    org, name, provider = _parts(request)
+    version = request.path_params["version"]
+    platform, cache = services(request).platform, registry_cache(request)
+    key = ("module-download", org, name, provider, version)
+    found = await cache.get_or_load(key, lambda: service.version_download(platform, org, name, provider, version))
+    await service.require_reader(platform, actor, found.organization_id, f"module {org}/{name}/{provider}")
+    if not found.version:
+        raise NotFound(f"module {org}/{name}/{provider} has no version {version[:64]!r}")
+    counter(request).record(found.module_id)
+    url = base_url(request) + url_signer(request).sign(archive_path(org, name, provider, found.version))
+    return Response(status_code=204, headers={"X-Terraform-Get": url, "Cache-Control": "no-store"})
+
+
+async def archive(request: Request) -> Response:
+    actor = await signed_or_authenticated(request)
+    org, name, provider = _parts(request)
+    version = request.path_params["version"]
+    platform = services(request).platform
+    # actor None: the signature vouches for organization, module and version.
+    found = await service.registry_download(platform, actor, org, name, provider, version)
+    chunks = await service.open_archive(platform, found.archive_key)
+    filename = f"{name}-{provider}-{found.version}.tar.gz"
+    return StreamingResponse(
+        chunks,
+        media_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "private, max-age=300"},
+    )
+
+
+# -- download counting ---------------------------------------------------------------------
+
+
+class CounterFlusher:
+    """Keeps the in-memory download counts and writes them every ``interval`` seconds (and once
+    more when the app shuts down)."""
+
+    def __init__(self, platform: Platform, interval: float) -> None:
+        self.platform = platform
+        self.interval = interval
+        self.counter = service.DownloadCounter()
+        self.task: asyncio.Task[None] | None = None
+
+    def record(self, module_id: Any) -> None:
+        self.counter.record(module_id)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                await self._flush()
+        except asyncio.CancelledError:
+            await self._flush()
+            raise
+
+    async def _flush(self) -> None:
+        try:
+            await self.counter.flush(self.platform)
+        except Exception:
+            log.warning("recording module download counts failed; retrying", exc_info=True)
+
+
+def counter(request: Request) -> CounterFlusher:
+    state = request.app.state
+    flusher: CounterFlusher | None = getattr(state, "module_download_counter", None)
+    if flusher is None:
+        svc = services(request)
+        flusher = CounterFlusher(svc.platform, float(svc.settings.registry_download_flush_seconds))
+        flusher.task = asyncio.get_running_loop().create_task(flusher.run(), name="module-download-counter")
+        # The lifespan cancels (and awaits) background tasks before closing the database.
+        background = getattr(svc, "background", None)
+        if isinstance(background, list):
+            background.append(flusher.task)
+        state.module_download_counter = flusher
+    return flusher
+
+
+async def flush_downloads(app: Any) -> None:
+    """Write pending counts now (tests and benchmarks)."""
+    flusher: CounterFlusher | None = getattr(app.state, "module_download_counter", None)
+    if flusher is not None:
+        with contextlib.suppress(Exception):
+            await flusher.counter.flush(flusher.platform)
+
+
+def module_routes() -> list[BaseRoute]:
+    prefix = MODULES_PATH.rstrip("/") + "/{org}/{name}/{provider}"
+    return [
+        Route(prefix + "/versions", endpoint(versions), methods=["GET"]),
+        Route(prefix + "/{version}/download", endpoint(download), methods=["GET"]),
+        Route(prefix + "/{version}/archive.tar.gz", endpoint(archive), methods=["GET"]),
+    ]
