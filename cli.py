@@ -143,6 +143,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from app import create_app
 
     settings = _settings(Mode.production, None)
+    # Refuse to start (exit 2, the setting named) rather than fail inside uvicorn's startup.
+    from wiring import verify_storage
+
+    asyncio.run(verify_storage(settings))
     tls = _tls(args, settings)
     if tls and tls[2] is not None:
         print(f"Self-signed certificate {tls[0]}\nSSL_CERT_FILE={tls[2]}", flush=True)

@@ -50,6 +50,13 @@ def open_store(settings: Settings) -> BlobStore:
         raise ConfigurationError(str(exc)) from None
 
 
+async def verify_storage(settings: Settings) -> None:
+    """Open, check and close the configured store: for commands that must fail before serving."""
+    store = open_store(settings)
+    await check_store(store)
+    await store.close()
+
+
 async def check_store(store: BlobStore) -> None:
     """Startup check: the store must be reachable and writable; a failure names the setting."""
     try:

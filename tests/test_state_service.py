@@ -432,3 +432,29 @@ async def setup_workspace(gql: GraphQLClient, org: str, ws: str) -> str:
         w=ws,
     )
     return created["createWorkspace"]["id"]
+
+
+async def test_a_large_state_is_parsed_as_it_streams(services: Services, gql: GraphQLClient, unique: str) -> None:
+    """Over the inline limit the state is read back as a stream: header and outputs come out
+    right, the resources are never held, and bad JSON is still refused."""
+    p = services.platform
+    await setup(gql, unique)
+    doc = json.loads(state_doc(3, region=("eu-west-1", "string", False), token=("s3cr3t", "string", True)))
+    blob = "x" * 1024
+    doc["resources"] = [
+        {"mode": "managed", "type": "terraform_data", "name": f"r{i}", "instances": [{"attributes": {"input": blob}}]}
+        for i in range(svc.INLINE_PARSE_BYTES // 1024 + 500)
+    ]
+    data = json.dumps(doc).encode()
+    assert len(data) > svc.INLINE_PARSE_BYTES
+    version = await svc.write_state(p, ADMIN, unique, "ws", chunks(data, 1 << 20), None)
+    assert (version.serial, version.lineage, version.size) == (3, LINEAGE, len(data))
+    outputs = {o.name: o for o in (await svc.outputs_by_version(p, [version.id]))[version.id]}
+    assert json.loads(outputs["region"].value) == "eu-west-1"
+    assert outputs["token"].sensitive and "s3cr3t" not in outputs["token"].value
+    assert await read_all(p, unique) == data
+
+    broken = data[: len(data) - 10]
+    with pytest.raises(ValidationFailed):
+        await svc.write_state(p, ADMIN, unique, "ws", chunks(broken, 1 << 20), None)
+    assert [v.serial for v in await versions(p, version.workspace_id and str(version.workspace_id))] == [3]

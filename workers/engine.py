@@ -18,6 +18,7 @@ from domain.services import engine
 from domain.services.engine import StepOutcome
 from domain.services.modules import due_refreshes as due_module_refreshes
 from domain.services.modules import refresh_module_by_worker
+from domain.services.orphans import sweep_orphans
 from domain.services.schedules import run_due_schedules
 from storage.keys import log_key, plan_key
 from workers.live_log import LogPublisher
@@ -187,6 +188,7 @@ async def sweep(ctx: dict[str, Any]) -> None:
     todo += await run_due_schedules(rt.platform)
     todo += await due_module_refreshes(rt.platform, timedelta(seconds=s.module_refresh_seconds))
     await rt.dispatch(todo)
+    await sweep_orphans(rt.platform, older_than=timedelta(minutes=s.storage_orphan_minutes))
 
 
 async def refresh_module(ctx: dict[str, Any], module_id: str) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import ijson
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -191,18 +192,67 @@ async def _store(
 
 
 async def _parse(platform: Platform, stored: _Stored) -> Any:
-    if stored.inline is not None:
-        raw: bytes | bytearray = stored.inline
-        stored.inline = None
-    else:
-        try:
-            raw = await platform.blobs.read_bytes(stored.key)
-        except Exception as exc:
-            raise StateStorageFailed(f"the stored state could not be read back: {exc}") from exc
+    if stored.inline is None:
+        return await _parse_streaming(platform, stored.key)
+    raw: bytes | bytearray = stored.inline
+    stored.inline = None
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise ValidationFailed("state", f"the state is not valid JSON: {str(exc)[:200]}") from None
+
+
+# Of a large state only these top-level members are kept while it streams by: memory stays
+# bounded by the outputs, not by the resources (which can be hundreds of MB).
+_KEPT = frozenset({"version", "serial", "lineage"})
+
+
+async def _parse_streaming(platform: Platform, key: str) -> dict[str, Any]:
+    try:
+        chunks = await platform.blobs.get(key)
+    except Exception as exc:
+        raise StateStorageFailed(f"the stored state could not be read back: {exc}") from exc
+    document: dict[str, Any] = {}
+    outputs: ijson.ObjectBuilder | None = None
+    try:
+        async for prefix, event, value in ijson.parse_async(_ChunkReader(chunks), use_float=True):
+            if outputs is not None:
+                outputs.event(event, value)
+                if prefix == "outputs" and event in ("end_map", "end_array"):
+                    document["outputs"], outputs = outputs.value, None
+            elif prefix == "outputs" and event in ("start_map", "start_array"):
+                outputs = ijson.ObjectBuilder()
+                outputs.event(event, value)
+            elif prefix in _KEPT and event not in ("start_map", "start_array", "map_key"):
+                document[prefix] = value
+            elif prefix == "" and event not in ("start_map", "end_map", "map_key"):
+                raise ValidationFailed("state", "the state must be a JSON object")
+    except ijson.JSONError as exc:
+        raise ValidationFailed("state", f"the state is not valid JSON: {str(exc)[:200]}") from None
+    except (StateStorageFailed, ValidationFailed):
+        raise
+    except Exception as exc:
+        raise StateStorageFailed(f"the stored state could not be read back: {exc}") from exc
+    return document
+
+
+class _ChunkReader:
+    """An async file-like ``read`` over a blob's chunk stream (what ijson consumes)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks.__aiter__()
+        self._buffer = memoryview(b"")
+
+    async def read(self, size: int = -1) -> bytes:
+        # ijson asks for ``size`` bytes and relies on never getting more.
+        while not self._buffer:
+            try:
+                self._buffer = memoryview(bytes(await anext(self._chunks)))
+            except StopAsyncIteration:
+                return b""
+        cut = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        piece, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return bytes(piece)
 
 
 def _header(document: Any) -> tuple[int, str]:
