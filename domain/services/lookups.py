@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,11 +44,14 @@ async def ensure_name_free(
 async def children_by_parent(
     platform: Platform, model: type[M], parent_column: Any, parent_ids: Sequence[uuid.UUID], *order_by: Any
 ) -> dict[uuid.UUID, list[M]]:
-    """One statement for any number of parents (the DataLoaders' batch function)."""
+    """One statement for any number of parents (the DataLoaders' batch function).
+
+    The rows are read-only snapshots with the model's attributes, not ORM instances: building
+    hundreds of tracked instances was a large share of a big list query's time."""
+    columns = model.__table__.columns  # type: ignore[attr-defined]
+    query = sa_select(*columns).where(col(parent_column).in_(list(parent_ids))).order_by(*order_by)
     async with reading(platform) as session:
-        rows = (
-            await session.exec(select(model).where(col(parent_column).in_(list(parent_ids))).order_by(*order_by))
-        ).all()
+        rows = (await session.exec(query)).all()  # type: ignore[call-overload]
     grouped: dict[uuid.UUID, list[M]] = {i: [] for i in parent_ids}
     key = parent_column.key
     for row in rows:
