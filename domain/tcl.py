@@ -152,6 +152,27 @@ def parse_flow(text: str) -> Flow:
         raise TclError("", None, f"invalid YAML: {exc}") from None
 
 
+def parse_commands(text: str) -> tuple[Command, ...]:
+    """The file an ``importCommands`` entry points at: a ``commands:`` list (or a bare list) of
+    TCL commands, validated like a step's own."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise TclError("", mark.line + 1 if mark else None, f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise TclError("", None, f"invalid YAML: {exc}") from None
+    node = root
+    if isinstance(root, yaml.MappingNode):
+        top = _entries(root, "")
+        if "commands" not in top:
+            raise _fail("commands", root, "is missing")
+        node = top["commands"][1]
+    if not isinstance(node, yaml.SequenceNode):
+        raise _fail("commands", node, "must be a list of commands")
+    return tuple(_commands(node, "commands"))
+
+
 def check_tcl(text: str) -> None:
     """Refuse a template that cannot run, as ``ValidationFailed("tcl", "line N: `path` ...")``."""
     try:

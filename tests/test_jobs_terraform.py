@@ -203,3 +203,24 @@ def test_reject_runs_on_reject(api: Api, repo: Path) -> None:
         assert time.monotonic() < deadline, job
         time.sleep(0.3)
     assert [s["status"] for s in job["steps"]] == ["COMPLETED", "REJECTED", "NOT_EXECUTED"]
+
+
+def test_import_commands_come_from_another_repository(api: Api, repo: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared-commands"
+    shared.mkdir()
+    git(shared, "init", "-q", "-b", "main")
+    (shared / "ci").mkdir()
+    (shared / "ci" / "commands.yaml").write_text(
+        "commands:\n  - runtime: BASH\n    priority: 1\n    before: true\n"
+        "    script: echo \"imported command ran in $workspaceId\"\n"
+    )
+    git(shared, "add", ".")
+    git(shared, "commit", "-q", "-m", "commands")
+    ws = setup_workspace(api, "jobs-import", repo)
+    tcl = (f"flow:\n  - type: terraformPlan\n    step: 100\n    importCommands:\n"
+           f"      repository: file://{shared}\n      folder: ci\n      branch: main\n")
+    api.mutate("createTemplate", "CreateTemplateInput", "... on Template { id }", organization="jobs-import",
+               name="imported", tcl=tcl)
+    done = wait_job(api, run(api, ws, "imported"), "COMPLETED", "FAILED")
+    assert done["status"] == "COMPLETED", logs(done)
+    assert f"imported command ran in {ws}" in logs(done)

@@ -263,3 +263,14 @@ def test_invalid_cron_is_refused_with_a_reason(expr: str, reason: str) -> None:
     with pytest.raises(ValueError) as exc:
         to_croniter(expr)
     assert reason in str(exc.value)
+
+
+def test_parse_commands_of_an_import_file() -> None:
+    from domain.tcl import parse_commands
+
+    listed = parse_commands("commands:\n  - runtime: PYTHON\n    script: print(1)\n    after: true\n")
+    assert [(c.runtime.value, c.after) for c in listed] == [("PYTHON", True)]
+    assert len(parse_commands("- runtime: BASH\n  script: echo hi\n")) == 1
+    with pytest.raises(TclError) as refused:
+        parse_commands("commands:\n  - runtime: GROOVY\n    script: x\n")
+    assert "commands[0].runtime" in str(refused.value)

@@ -69,6 +69,10 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
             env[var.key] = value
 
     entry = flow_entry(job, step)
+    commands = list(getattr(entry, "commands", ()) or ())
+    imported = getattr(entry, "import_commands", None)
+    if imported is not None:
+        commands = await _imported_commands(imported, root / "imported-commands")
     token = rt.platform.signer.sign_job(
         job_id=job.id,
         workspace_id=ws.id,
@@ -96,8 +100,8 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
         terraform_variables=terraform_vars,
         env={**env, **inputs_env},
         sensitive_values=sensitive,
-        commands=list(getattr(entry, "commands", ()) or ()),
-        collect_outputs=any(getattr(c, "after", False) for c in getattr(entry, "commands", ()) or ()),
+        commands=commands,
+        collect_outputs=any(getattr(c, "after", False) for c in commands),
         state_address=f"{api}/tfstate/{quote(org.name)}/{quote(ws.name)}",
         api_url=api,
         job_token=token,
@@ -110,6 +114,19 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
         terraform_bin=rt.settings.terraform_bin,
     )
     return spec, org.name
+
+
+async def _imported_commands(imported: Any, dest: Path) -> list[Any]:
+    """Terrakube's ``importCommands``: the step's commands come from ``{folder}/commands.yaml``
+    of another git repository (they replace the step's own, as in Terrakube)."""
+    from domain.tcl import parse_commands
+    from workers.executor.workdir import checkout_git
+
+    code_dir, _ = await checkout_git(imported.repository, imported.branch or "", dest, imported.folder)
+    path = code_dir / "commands.yaml"
+    if not path.is_file():
+        raise RuntimeError(f"importCommands: {imported.repository} has no {imported.folder.strip('/')}/commands.yaml")
+    return list(parse_commands(path.read_text()))
 
 
 def _registry_host(api_url: str) -> str | None:
