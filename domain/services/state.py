@@ -212,47 +212,68 @@ async def _parse_streaming(platform: Platform, key: str) -> dict[str, Any]:
         chunks = await platform.blobs.get(key)
     except Exception as exc:
         raise StateStorageFailed(f"the stored state could not be read back: {exc}") from exc
-    document: dict[str, Any] = {}
-    outputs: ijson.ObjectBuilder | None = None
+    picker = _Picker()
+    # ijson's push parser: we read the chunks ourselves (any storage backend's stream) and
+    # hand them over, so the parser never sees the I/O.
+    events = ijson.sendable_list()
+    parser = ijson.parse_coro(events, use_float=True)
     try:
-        async for prefix, event, value in ijson.parse_async(_ChunkReader(chunks), use_float=True):
-            if outputs is not None:
-                outputs.event(event, value)
-                if prefix == "outputs" and event in ("end_map", "end_array"):
-                    document["outputs"], outputs = outputs.value, None
-            elif prefix == "outputs" and event in ("start_map", "start_array"):
-                outputs = ijson.ObjectBuilder()
-                outputs.event(event, value)
-            elif prefix in _KEPT and event not in ("start_map", "start_array", "map_key"):
-                document[prefix] = value
-            elif prefix == "" and event not in ("start_map", "end_map", "map_key"):
-                raise ValidationFailed("state", "the state must be a JSON object")
-    except ijson.JSONError as exc:
-        raise ValidationFailed("state", f"the state is not valid JSON: {str(exc)[:200]}") from None
+        try:
+            async for chunk in chunks:
+                parser.send(bytes(chunk))
+                picker.take(events)
+                if picker.complete:
+                    # Terraform writes the header and the outputs before the resources: once we
+                    # have them, the (possibly huge) rest is stored as sent, never parsed.
+                    await _close(chunks)
+                    return picker.document
+            parser.close()
+        except ijson.JSONError as exc:
+            raise ValidationFailed("state", f"the state is not valid JSON: {str(exc)[:200]}") from None
+        picker.take(events)
     except (StateStorageFailed, ValidationFailed):
         raise
     except Exception as exc:
         raise StateStorageFailed(f"the stored state could not be read back: {exc}") from exc
-    return document
+    return picker.document
 
 
-class _ChunkReader:
-    """An async file-like ``read`` over a blob's chunk stream (what ijson consumes)."""
+async def _close(chunks: Any) -> None:
+    closer = getattr(chunks, "aclose", None)
+    if closer is not None:
+        await closer()
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks.__aiter__()
-        self._buffer = memoryview(b"")
 
-    async def read(self, size: int = -1) -> bytes:
-        # ijson asks for ``size`` bytes and relies on never getting more.
-        while not self._buffer:
-            try:
-                self._buffer = memoryview(bytes(await anext(self._chunks)))
-            except StopAsyncIteration:
-                return b""
-        cut = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        piece, self._buffer = self._buffer[:cut], self._buffer[cut:]
-        return bytes(piece)
+class _Picker:
+    """Keeps the header and the outputs of a state's parse events, drops everything else."""
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] = {}
+        self._outputs: ijson.ObjectBuilder | None = None
+        self._after_outputs = False
+
+    @property
+    def complete(self) -> bool:
+        """Header and outputs seen, and the parser has moved on to the next top-level member."""
+        return self._after_outputs and _KEPT <= self.document.keys()
+
+    def take(self, events: list[tuple[str, str, Any]]) -> None:
+        for prefix, event, value in events:
+            if self._outputs is not None:
+                self._outputs.event(event, value)
+                if prefix == "outputs" and event in ("end_map", "end_array"):
+                    self.document["outputs"], self._outputs = self._outputs.value, None
+            elif prefix == "outputs" and event in ("start_map", "start_array"):
+                self._outputs = ijson.ObjectBuilder()
+                self._outputs.event(event, value)
+            elif prefix in _KEPT and event not in ("start_map", "start_array", "map_key"):
+                self.document[prefix] = value
+            elif prefix == "" and event not in ("start_map", "end_map", "map_key"):
+                raise ValidationFailed("state", "the state must be a JSON object")
+            elif prefix == "" and event == "map_key" and "outputs" in self.document:
+                self._after_outputs = True
+                break
+        del events[:]
 
 
 def _header(document: Any) -> tuple[int, str]:
