@@ -30,7 +30,7 @@ from azure.storage.blob import BlobBlock
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, LinearRetry
 
 from ._parts import Upload, rechunk, split_parts
-from .base import BlobNotFound, ObjectInfo, StorageError, validate_key, validate_prefix
+from .base import BlobNotFound, ObjectInfo, StorageError, delete_each, probe_round_trip, validate_key, validate_prefix
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "AzureBlobStore"]
 
@@ -251,28 +251,13 @@ class AzureBlobStore:
     async def delete_prefix(self, prefix: str) -> int:
         validate_prefix(prefix, allow_empty=False)
         keys = [info.key async for info in self.list(prefix)]
-        # Separate deletes in parallel rather than a blob batch: batches are not supported by
-        # every Azure-compatible server, and a workspace holds few objects.
-        gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
-
-        async def one(key: str) -> bool:
-            async with gate:
-                return await self._delete(key)
-
-        return sum(await asyncio.gather(*(one(k) for k in keys)))
+        # One delete per object (batches are not supported everywhere), a few at a time.
+        return await delete_each(self._delete, keys, _DELETE_CONCURRENCY)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def check(self) -> None:
-        probe = f".probe/{uuid.uuid4().hex}"
-        payload = b"terrakube storage probe " + probe.encode()
-        try:
-            await self.put_bytes(probe, payload)
-            if await self.read_bytes(probe) != payload:
-                raise StorageError(f"azure: container {self.container!r} returned other bytes than written")
-            await self.delete(probe)
-        except BlobNotFound as exc:
-            raise StorageError(f"azure: a probe written to {self.container!r} could not be read back: {exc}") from exc
+        await probe_round_trip(self, f"azure: container {self.container!r}")
 
     async def close(self) -> None:
         service, self._service, self._client = self._service, None, None

@@ -6,8 +6,10 @@ protocol, never on a concrete backend, so a backend can be swapped by configurat
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -146,3 +148,28 @@ class BlobStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def probe_round_trip(store: BlobStore, where: str) -> None:
+    """The startup check of a remote store: write, read back and delete a probe object;
+    ``where`` names the bucket or container (and the setting) in the error."""
+    probe = f".probe/{uuid.uuid4().hex}"
+    payload = b"terrakube storage probe " + probe.encode()
+    try:
+        await store.put_bytes(probe, payload)
+        if await store.read_bytes(probe) != payload:
+            raise StorageError(f"{where} returned other bytes than written")
+        await store.delete(probe)
+    except BlobNotFound as exc:
+        raise StorageError(f"a probe written to {where} could not be read back: {exc}") from exc
+
+
+async def delete_each(delete_one: Callable[[str], Awaitable[bool]], keys: list[str], concurrency: int) -> int:
+    """Deletes keys one request each, ``concurrency`` at a time; returns how many existed."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(key: str) -> bool:
+        async with gate:
+            return await delete_one(key)
+
+    return sum(await asyncio.gather(*(one(k) for k in keys)))

@@ -14,7 +14,6 @@ import hashlib
 import io
 import os
 import tempfile
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, BinaryIO
 
@@ -22,7 +21,7 @@ import aiohttp
 from gcloud.aio.storage import Storage
 
 from ._threads import offload
-from .base import BlobNotFound, ObjectInfo, StorageError, validate_key, validate_prefix
+from .base import BlobNotFound, ObjectInfo, StorageError, delete_each, probe_round_trip, validate_key, validate_prefix
 
 __all__ = ["GcsBlobStore"]
 
@@ -245,26 +244,13 @@ class GcsBlobStore:
     async def delete_prefix(self, prefix: str) -> int:
         validate_prefix(prefix, allow_empty=False)
         keys = [info.key async for info in self.list(prefix)]
-        gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
-
-        async def one(key: str) -> bool:
-            async with gate:
-                return await self._delete(key)
-
-        return sum(await asyncio.gather(*(one(k) for k in keys)))
+        # One delete per object (batches are not supported everywhere), a few at a time.
+        return await delete_each(self._delete, keys, _DELETE_CONCURRENCY)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def check(self) -> None:
-        probe = f".probe/{uuid.uuid4().hex}"
-        payload = b"terrakube storage probe " + probe.encode()
-        try:
-            await self.put_bytes(probe, payload)
-            if await self.read_bytes(probe) != payload:
-                raise StorageError(f"gcs: bucket {self.bucket!r} returned other bytes than written")
-            await self.delete(probe)
-        except BlobNotFound as exc:
-            raise StorageError(f"gcs: a probe written to bucket {self.bucket!r} could not be read back: {exc}") from exc
+        await probe_round_trip(self, f"gcs: bucket {self.bucket!r}")
 
     async def close(self) -> None:
         client, self._client = self._client, None

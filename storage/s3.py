@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -29,7 +28,7 @@ from botocore.exceptions import (
 )
 
 from ._parts import Upload, rechunk, split_parts
-from .base import BlobNotFound, ObjectInfo, StorageError, validate_key, validate_prefix
+from .base import BlobNotFound, ObjectInfo, StorageError, probe_round_trip, validate_key, validate_prefix
 
 __all__ = ["DEFAULT_PART_SIZE", "MIN_PART_SIZE", "S3BlobStore"]
 
@@ -279,15 +278,7 @@ class S3BlobStore:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def check(self) -> None:
-        probe = f".probe/{uuid.uuid4().hex}"
-        payload = b"terrakube storage probe " + probe.encode()
-        try:
-            await self.put_bytes(probe, payload)
-            if await self.read_bytes(probe) != payload:
-                raise StorageError(f"s3: bucket {self.bucket!r} at {self._where} returned other bytes than written")
-            await self.delete(probe)
-        except BlobNotFound as exc:
-            raise StorageError(f"s3: a probe written to bucket {self.bucket!r} could not be read back: {exc}") from exc
+        await probe_round_trip(self, f"s3: bucket {self.bucket!r} at {self._where}")
 
     async def close(self) -> None:
         stack, self._stack, self._client = self._stack, None, None
