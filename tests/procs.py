@@ -156,3 +156,13 @@ class Api:
         result = data[name]
         assert "message" not in result, f"{name} failed: {result}"
         return result
+
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Runs git in ``repo`` with a fixed identity (tests make real repositories)."""
+    done = subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_IDENTITY}, check=True,
+                          capture_output=True, text=True)
+    return done.stdout.strip()

@@ -18,10 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.procs import STARTUP_TIMEOUT, Api, Server
-
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com"}
+from tests.procs import STARTUP_TIMEOUT, Api, Server, git
 
 MODULE_TF = """\
 variable "name" {
@@ -42,10 +39,6 @@ output "name" {
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_ENV}, check=True,
-                          capture_output=True, text=True)
-    return done.stdout.strip()
 
 
 def module_repo(path: Path, versions: list[str], folder: str = "", prefix: str = "v",

@@ -6,8 +6,6 @@ of an apply, and two jobs of one workspace that must never run at the same time.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import Api
+from tests.procs import Api, git
 
 SECRET = "hunter2-distributed-secret-value"
 from tests.cluster import HEARTBEAT_TTL, SWEEP_SECONDS, Cluster, alive
@@ -72,10 +70,6 @@ resource "terraform_data" "busy" {
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from httpx_ws import WebSocketDisconnect
 
 from tests.cluster import Cluster
 from tests.gql_ws import GraphQLWebSocket, SubscriptionError, connect
-from tests.procs import Api, Server
+from tests.procs import Api, Server, git
 
 LINES = 2000
 # Prints LINES numbered lines over ~2 s, so readers join while it runs.
@@ -34,10 +32,6 @@ LOGS = "subscription($j: ID!, $s: ID, $o: Int!) { jobLogs(jobId: $j, stepId: $s,
 EVENTS = "subscription($w: ID!) { workspaceJobs(workspaceId: $w) { job { id status } step { id status } at } }"
 
 
-def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ setting stops startup with a message naming it."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.procs import Api, Server, free_port
+from tests.procs import Api, Server, free_port, git
 from tests.storage_servers import (  # noqa: F401  (fixtures)
     Emulator,
     azure_create_container,
@@ -50,10 +48,6 @@ output "name" { value = terraform_data.app.output.name }
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
-    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @dataclass
