@@ -218,3 +218,23 @@ def test_import_commands_come_from_another_repository(api: Api, repo: Path, tmp_
     done = wait_job(api, run(api, ws, "imported"), "COMPLETED", "FAILED")
     assert done["status"] == "COMPLETED", logs(done)
     assert f"imported command ran in {ws}" in logs(done)
+
+
+def test_apply_uses_the_commit_the_plan_used(api: Api, tmp_path: Path) -> None:
+    """A branch that moves while the job waits for approval does not change what is applied."""
+    own = tmp_path / "moving"
+    own.mkdir()
+    git(own, "init", "-q", "-b", "main")
+    (own / "main.tf").write_text(MAIN_TF)
+    git(own, "add", ".")
+    git(own, "commit", "-q", "-m", "good")
+    planned = git(own, "rev-parse", "HEAD")
+    ws = setup_workspace(api, "jobs-moving", own)
+    job_id = run(api, ws, "Terraform-Plan/Apply-Cli")
+    wait_job(api, job_id, "WAITING_APPROVAL")
+    (own / "main.tf").write_text("this is not terraform {\n")
+    git(own, "commit", "-q", "-am", "broken")
+    api.mutate("approveJob", "IdInput", "... on Job { id }", id=job_id)
+    done = wait_job(api, job_id, "COMPLETED", "FAILED")
+    assert done["status"] == "COMPLETED", logs(done)
+    assert done["commitId"] == planned

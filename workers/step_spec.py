@@ -94,7 +94,9 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
         job_id=str(job.id),
         step_id=str(step.id),
         source=ws.source,
-        ref=job.override_branch or ws.branch,
+        # Later steps check out the exact commit the first one recorded, not a branch that may
+        # have moved while the job waited (e.g. for an approval).
+        ref=job.commit_id or job.override_branch or ws.branch,
         folder=ws.folder,
         config_tarball=tarball,
         terraform_variables=terraform_vars,
