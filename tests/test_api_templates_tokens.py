@@ -145,3 +145,13 @@ async def test_graphiql_page_and_request_ids(client: httpx.AsyncClient) -> None:
     echoed = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
     assert echoed.json()["status"] == "ok"
+
+
+async def test_a_subscription_over_plain_http_is_told_where_to_go(client: httpx.AsyncClient, admin_token: str) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": 'subscription { jobStatusChanged(jobId: "00000000-0000-0000-0000-000000000000") { at } }'},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST" and "graphql-transport-ws" in error["message"]

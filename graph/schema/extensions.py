@@ -9,6 +9,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from domain.errors import (
     Conflict,
@@ -32,6 +33,19 @@ def _code(exc: DomainError) -> str:
     return next((code for cls, code in CODES.items() if isinstance(exc, cls)), "BAD_REQUEST")
 
 
+def _subscription_over_http(error: GraphQLError) -> GraphQLError:
+    """A subscription sent as a plain HTTP request has nowhere to stream to: say so plainly."""
+    if isinstance(error.original_error, TypeError) and "Subscription." in error.message:
+        return GraphQLError(
+            "subscriptions run over a graphql-transport-ws websocket at /graphql "
+            "(or over HTTP with `Accept: multipart/mixed`)",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "BAD_REQUEST"},
+        )
+    return error
+
+
 class PublicErrors(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
@@ -39,6 +53,8 @@ class PublicErrors(SchemaExtension):
         if result is None or not result.errors:
             return
         request_id = getattr(self.execution_context.context, "request_id", "-")
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            result.errors = [_subscription_over_http(error) for error in result.errors]
         result.errors = [self._public(error, request_id) for error in result.errors]
 
     @staticmethod
