@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import secrets
 import shutil
-import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -36,6 +34,7 @@ from domain import semver
 from domain.access import Actor
 from domain.effects import Enqueue
 from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.git import GitTimeout, redact, run_git
 from domain.models import Module, ModuleVersion, Organization
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
@@ -56,7 +55,6 @@ TAG_PREFIX_RE = re.compile(r"^[0-9A-Za-z._/-]{0,64}$")
 GIT_TIMEOUT = 300.0
 MAX_README_BYTES = 256 * 1024
 README_NAMES = ("README.md", "README", "README.markdown", "readme.md", "Readme.md", "README.txt")
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 class ModuleCreate(SQLModel):
@@ -139,46 +137,11 @@ class SourceUnreadable(ValidationFailed):
         super().__init__("source", message)
 
 
-def redact(text: str, source: str) -> str:
-    text = _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", text)
-    userinfo = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/@\s]+)@", source)
-    if userinfo:
-        text = text.replace(userinfo.group(1), "***")
-    return text
-
-
-def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TERRAKUBE_")}
-    env.update(
-        GIT_TERMINAL_PROMPT="0",  # never wait for a password nobody can type
-        GCM_INTERACTIVE="never",
-        GIT_ASKPASS="true",
-        SSH_ASKPASS="true",
-        GIT_ALLOW_PROTOCOL="file:git:http:https:ssh",  # no ext:: and other command transports
-        GIT_CONFIG_NOSYSTEM="1",
-    )
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    return env
-
-
 async def _git(args: Sequence[str], cwd: Path | None, timeout: float) -> tuple[int, bytes, str]:
-    """Run git: (exit code, stdout, stderr). Killed with its helpers when late or cancelled."""
-    proc = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, env=_git_env(), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-    )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        raise SourceUnreadable(f"git {args[0]} did not finish within {timeout:.0f} s") from None
-    finally:
-        if proc.returncode is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            await proc.wait()
-    return proc.returncode or 0, out or b"", (err or b"").decode("utf-8", "replace")
+        return await run_git(args, cwd, timeout)
+    except GitTimeout as exc:
+        raise SourceUnreadable(str(exc)) from None
 
 
 async def remote_tags(source: str, timeout: float = GIT_TIMEOUT) -> dict[str, str]:

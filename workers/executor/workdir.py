@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
-import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from domain.archive import UnsafeArchive, extract_tarball
+from domain.git import GitTimeout, redact, redact_url, run_git
 from workers.executor.hcl import is_identifier, quote
 
 __all__ = [
@@ -36,7 +34,6 @@ BACKEND_OVERRIDE_FILE = "zz_terrakube_backend_override.tf"
 VARIABLES_FILE = "zz_terrakube.auto.tfvars"
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}\Z")
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 class CheckoutError(Exception):
@@ -50,65 +47,13 @@ class TerraformVariable:
     hcl: bool = False
 
 
-def _masker(source: str) -> Mapping[str, str]:
-    """Credentials embedded in the source URL, in every spelling git may echo them."""
-    secrets: dict[str, str] = {}
-    try:
-        parts = urlsplit(source)
-    except ValueError:
-        return secrets
-    for value in (parts.username, parts.password):
-        if value:
-            secrets[value] = "***"
-            secrets[unquote(value)] = "***"
-    return secrets
-
-
-def redact_url(text: str) -> str:
-    """Replace the user-info part of every URL in ``text`` (``https://user:token@host``)."""
-    return _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", text)
-
-
-def _mask(text: str, source: str) -> str:
-    text = redact_url(text)
-    for secret in sorted(_masker(source), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GIT_TERMINAL_PROMPT="0",  # never wait for a password on a terminal nobody watches
-        GCM_INTERACTIVE="never",
-        GIT_ASKPASS="true",  # an askpass that answers empty fails the auth instead of hanging
-        SSH_ASKPASS="true",
-        # `ext::` and other exotic transports can run commands; code only comes over these.
-        GIT_ALLOW_PROTOCOL="file:git:http:https:ssh",
-    )
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-    return env
-
-
 async def _git(args: Sequence[str], cwd: Path | None, timeout: float | None) -> tuple[int, str]:
-    """Run git; returns (exit code, stderr). Killed with its helpers when cancelled or late."""
-    proc = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, env=_git_env(), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-    )
+    """(exit code, stderr + stdout), for error messages."""
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        raise CheckoutError(f"git {args[0]} timed out after {timeout:.0f}s") from None
-    finally:
-        if proc.returncode is None:
-            # git spawns helpers (git-remote-https, ssh) in its group: kill them all, then reap.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            await proc.wait()
-    return proc.returncode or 0, (err or b"").decode("utf-8", "replace") + (out or b"").decode("utf-8", "replace")
+        code, out, err = await run_git(args, cwd, timeout)
+    except GitTimeout as exc:
+        raise CheckoutError(str(exc)) from None
+    return code, err + out.decode("utf-8", "replace")
 
 
 def resolve_folder(root: Path, folder: str) -> Path:
@@ -142,21 +87,17 @@ async def checkout_git(
     code, err = await _git(shallow, None, timeout)
     if code != 0:
         if not (ref and _SHA.match(ref)):
-            raise CheckoutError(f"git clone failed: {_mask(err.strip(), source)}")
+            raise CheckoutError(f"git clone failed: {redact(err.strip(), source)}")
         # `--branch` cannot name a commit: fall back to a full clone and a detached checkout.
         shutil.rmtree(dest, ignore_errors=True)
         code, err = await _git(["clone", "--quiet", "--no-checkout", "--", source, str(dest)], None, timeout)
         if code != 0:
-            raise CheckoutError(f"git clone failed: {_mask(err.strip(), source)}")
+            raise CheckoutError(f"git clone failed: {redact(err.strip(), source)}")
         code, err = await _git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", ref], dest, timeout)
         if code != 0:
-            raise CheckoutError(f"git checkout {ref} failed: {_mask(err.strip(), source)}")
-    proc = await asyncio.create_subprocess_exec(
-        "git", "rev-parse", "HEAD", cwd=dest, env=_git_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
+            raise CheckoutError(f"git checkout {ref} failed: {redact(err.strip(), source)}")
+    code, out, _ = await run_git(["rev-parse", "HEAD"], dest, timeout)
+    if code != 0:
         raise CheckoutError("git rev-parse HEAD failed after the clone")
     return resolve_folder(dest, folder), out.decode().strip()
 
