@@ -30,7 +30,17 @@ from azure.storage.blob import BlobBlock
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, LinearRetry
 
 from ._parts import Upload, rechunk, split_parts
-from .base import BlobNotFound, ObjectInfo, StorageError, delete_each, probe_round_trip, validate_key, validate_prefix
+from .base import (
+    BlobNotFound,
+    ObjectInfo,
+    StorageError,
+    delete_each,
+    is_our_key,
+    one_chunk,
+    probe_round_trip,
+    validate_key,
+    validate_prefix,
+)
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "AzureBlobStore"]
 
@@ -162,10 +172,7 @@ class AzureBlobStore:
         return ObjectInfo(key=key, size=upload.size, sha256=upload.digest)
 
     async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.put(key, one())
+        return await self.put(key, one_chunk(data))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -226,7 +233,7 @@ class AzureBlobStore:
         pages = self._container().list_blobs(name_starts_with=prefix or None, results_per_page=self.page_size)
         try:
             async for item in pages:
-                if _valid(item.name):
+                if is_our_key(item.name):
                     yield ObjectInfo(key=item.name, size=int(item.size))
         except (TimeoutError, AzureError, aiohttp.ClientError, ValueError) as exc:
             raise self._error(f"list {prefix!r}", exc) from exc
@@ -309,10 +316,3 @@ def _brief(exc: BaseException) -> str:
     # The SDK's messages append the whole XML error body; its first line says it all.
     return (str(getattr(exc, "message", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
-
-def _valid(key: str) -> bool:
-    try:
-        validate_key(key)
-    except ValueError:
-        return False
-    return True

@@ -7,6 +7,7 @@ protocol, never on a concrete backend, so a backend can be swapped by configurat
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -173,3 +174,25 @@ async def delete_each(delete_one: Callable[[str], Awaitable[bool]], keys: list[s
             return await delete_one(key)
 
     return sum(await asyncio.gather(*(one(k) for k in keys)))
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` as a stream, for ``put_bytes`` over ``put``."""
+    yield data
+
+
+async def collect(chunks: AsyncIterator[bytes]) -> bytes:
+    # BytesIO hands its buffer over without a copy; b"".join of a list would hold the object twice.
+    buffer = io.BytesIO()
+    async for chunk in chunks:
+        buffer.write(chunk)
+    return buffer.getvalue()
+
+
+def is_our_key(key: str) -> bool:
+    """Foreign objects a key could not name (e.g. with spaces) are not objects of ours."""
+    try:
+        validate_key(key)
+    except ValueError:
+        return False
+    return True

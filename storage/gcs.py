@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
@@ -21,7 +20,18 @@ import aiohttp
 from gcloud.aio.storage import Storage
 
 from ._threads import offload
-from .base import BlobNotFound, ObjectInfo, StorageError, delete_each, probe_round_trip, validate_key, validate_prefix
+from .base import (
+    BlobNotFound,
+    ObjectInfo,
+    StorageError,
+    collect,
+    delete_each,
+    is_our_key,
+    one_chunk,
+    probe_round_trip,
+    validate_key,
+    validate_prefix,
+)
 
 __all__ = ["GcsBlobStore"]
 
@@ -151,10 +161,7 @@ class GcsBlobStore:
         return ObjectInfo(key=key, size=size, sha256=sha.hexdigest())
 
     async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.put(key, one())
+        return await self.put(key, one_chunk(data))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -178,7 +185,7 @@ class GcsBlobStore:
         return _StreamChunks(stream, chunk_size, self, key)
 
     async def read_bytes(self, key: str) -> bytes:
-        return await _collect(await self.get(key))
+        return await collect(await self.get(key))
 
     async def exists(self, key: str) -> bool:
         try:
@@ -218,7 +225,7 @@ class GcsBlobStore:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise self._error(f"list {prefix!r}", exc) from exc
             for item in page.get("items") or []:
-                if _valid(item["name"]):
+                if is_our_key(item["name"]):
                     yield ObjectInfo(key=item["name"], size=int(item.get("size", 0)))
             token = page.get("nextPageToken")
             if not token:
@@ -289,18 +296,4 @@ class _StreamChunks(AsyncIterator[bytes]):
             stream._response.release()  # the library's StreamResponse exposes no close
 
 
-async def _collect(chunks: AsyncIterator[bytes]) -> bytes:
-    # BytesIO hands its buffer over without a copy; b"".join of a list would hold the object twice.
-    buffer = io.BytesIO()
-    async for chunk in chunks:
-        buffer.write(chunk)
-    return buffer.getvalue()
-
-
-def _valid(key: str) -> bool:
-    try:
-        validate_key(key)
-    except ValueError:
-        return False
-    return True
 

@@ -16,14 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from ._threads import FileChunks, offload
-from .base import (
-    BlobNotFound,
-    InvalidKey,
-    ObjectInfo,
-    StorageError,
-    validate_key,
-    validate_prefix,
-)
+from .base import BlobNotFound, InvalidKey, ObjectInfo, StorageError, one_chunk, validate_key, validate_prefix
 
 __all__ = ["CHUNK_SIZE", "LocalBlobStore"]
 
@@ -150,10 +143,7 @@ class LocalBlobStore:
         _fsync_dir(path.parent)
 
     async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.put(key, one())
+        return await self.put(key, one_chunk(data))
 
     # -- reading -------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -28,7 +27,17 @@ from botocore.exceptions import (
 )
 
 from ._parts import Upload, rechunk, split_parts
-from .base import BlobNotFound, ObjectInfo, StorageError, probe_round_trip, validate_key, validate_prefix
+from .base import (
+    BlobNotFound,
+    ObjectInfo,
+    StorageError,
+    collect,
+    is_our_key,
+    one_chunk,
+    probe_round_trip,
+    validate_key,
+    validate_prefix,
+)
 
 __all__ = ["DEFAULT_PART_SIZE", "MIN_PART_SIZE", "S3BlobStore"]
 
@@ -173,10 +182,7 @@ class S3BlobStore:
             raise self._error(f"{what} {kwargs.get('Key', '')}".strip(), exc) from exc
 
     async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
-
-        return await self.put(key, one())
+        return await self.put(key, one_chunk(data))
 
     # -- reading -------------------------------------------------------------------------
 
@@ -197,7 +203,7 @@ class S3BlobStore:
         return _BodyChunks(response["Body"], chunk_size, self, key)
 
     async def read_bytes(self, key: str) -> bytes:
-        return await _collect(await self.get(key))
+        return await collect(await self.get(key))
 
     async def exists(self, key: str) -> bool:
         try:
@@ -234,7 +240,7 @@ class S3BlobStore:
                 kwargs["ContinuationToken"] = token
             page = await self._call(f"list {prefix!r}", s3.list_objects_v2, **kwargs)
             for item in page.get("Contents", []):
-                if _valid(item["Key"]):
+                if is_our_key(item["Key"]):
                     yield item["Key"], int(item["Size"])
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
@@ -320,18 +326,3 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-async def _collect(chunks: AsyncIterator[bytes]) -> bytes:
-    # BytesIO hands its buffer over without a copy; b"".join of a list would hold the object twice.
-    buffer = io.BytesIO()
-    async for chunk in chunks:
-        buffer.write(chunk)
-    return buffer.getvalue()
-
-
-def _valid(key: str) -> bool:
-    # Foreign objects a key could not name (e.g. with spaces) are not objects of ours.
-    try:
-        validate_key(key)
-    except ValueError:
-        return False
-    return True

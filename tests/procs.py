@@ -166,3 +166,27 @@ def git(repo: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_IDENTITY}, check=True,
                           capture_output=True, text=True)
     return done.stdout.strip()
+
+
+# A configuration with every kind of variable a workspace can pass (built-in resources only).
+MAIN_TF = """
+variable "region" { type = string }
+variable "tags" { type = map(string) }
+variable "secret" {
+  type      = string
+  sensitive = true
+}
+variable "greeting" { type = string }
+
+resource "terraform_data" "app" {
+  input = { region = var.region, env = var.tags["env"], greeting = var.greeting }
+}
+
+output "region" { value = var.region }
+output "tag_env" { value = var.tags["env"] }
+output "greeting" { value = var.greeting }
+output "secret_out" {
+  value     = var.secret
+  sensitive = true
+}
+"""

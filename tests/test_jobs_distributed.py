@@ -13,32 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.procs import Api, git
+from tests.cluster import HEARTBEAT_TTL, SWEEP_SECONDS, Cluster, alive
+from tests.procs import MAIN_TF, Api, git
 
 SECRET = "hunter2-distributed-secret-value"
-from tests.cluster import HEARTBEAT_TTL, SWEEP_SECONDS, Cluster, alive
 
-MAIN_TF = """
-variable "region" { type = string }
-variable "tags" { type = map(string) }
-variable "secret" {
-  type      = string
-  sensitive = true
-}
-variable "greeting" { type = string }
-
-resource "terraform_data" "app" {
-  input = { region = var.region, env = var.tags["env"], greeting = var.greeting }
-}
-
-output "region" { value = var.region }
-output "tag_env" { value = var.tags["env"] }
-output "greeting" { value = var.greeting }
-output "secret_out" {
-  value     = var.secret
-  sensitive = true
-}
-"""
 
 # terraform is genuinely mid-apply (holding the state lock) while its provisioner sleeps.
 SLOW_TF = """

@@ -12,30 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.procs import Api, Server, git
+from tests.procs import MAIN_TF, Api, Server, git
 
 SECRET = "hunter2-top-secret-value"
-MAIN_TF = """
-variable "region" { type = string }
-variable "tags" { type = map(string) }
-variable "secret" {
-  type      = string
-  sensitive = true
-}
-variable "greeting" { type = string }
-
-resource "terraform_data" "app" {
-  input = { region = var.region, env = var.tags["env"], greeting = var.greeting }
-}
-
-output "region" { value = var.region }
-output "tag_env" { value = var.tags["env"] }
-output "greeting" { value = var.greeting }
-output "secret_out" {
-  value     = var.secret
-  sensitive = true
-}
-"""
 
 
 
