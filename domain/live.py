@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
+from domain.db import EVENTS_KEY
 from domain.models import Job, Step
 from domain.models.types import utcnow
 
@@ -80,7 +81,6 @@ def channels(e: JobEvent) -> list[str]:
 
 # -- collecting transitions as they are written ------------------------------------------------
 
-from domain.db import EVENTS_KEY  # noqa: E402
 
 
 @event.listens_for(Session, "before_flush")

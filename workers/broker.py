@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from redis.asyncio import Redis
 
-from domain.live import JobEvent, LogChunk, LogGone, channels  # noqa: F401
+from domain.live import JobEvent, LogChunk, LogGone, channels
 from workers import keys
 
 log = logging.getLogger("terrakube.broker")
