@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -223,11 +225,10 @@ async def list_jobs(platform: Platform, workspace_id: uuid.UUID, page: PageReque
     query = select(Job).where(Job.workspace_id == workspace_id)
     if page.after is not None:
         created, row_id = decode_cursor(page.after)
-        from datetime import datetime
-
-        from sqlalchemy import and_, or_
-
-        at = datetime.fromisoformat(str(created))
+        try:
+            at = datetime.fromisoformat(str(created))
+        except ValueError:
+            raise ValidationFailed("after", "after is not a cursor this API returned") from None
         query = query.where(or_(Job.created_at < at, and_(Job.created_at == at, col(Job.id) < row_id)))
     query = query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(page.first + 1)
     async with reading(platform) as session:
