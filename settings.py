@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     oidc_jwks_cache_seconds: int = 300
 
     access_token_max_days: int = 365
+    # A process remembers a token's authentication and its teams' access until a token, team or
+    # organization changes (announced over Redis between processes), and at most this long
+    # (0 = ask the database on every request).
+    access_cache_seconds: float = Field(default=60.0, ge=0)
     worker_concurrency: int = 4
     step_timeout_seconds: int = 6 * 3600
     # A running step's worker reports every heartbeat_seconds; silent for heartbeat_ttl_seconds
@@ -97,6 +101,8 @@ class Settings(BaseSettings):
     terraform_bin: str = "terraform"
     work_dir: Path | None = None
     database_pool_size: int = 10
+    # API processes `terrakube serve` runs on its port (the --workers flag overrides it).
+    serve_workers: int = Field(default=1, ge=1, le=64)
 
     # Private registry. Versions of modules are re-read from git every module_refresh_seconds
     # (0 = only on create and refreshModule); signed download links live registry_url_ttl_seconds.
@@ -104,7 +110,7 @@ class Settings(BaseSettings):
     module_git_timeout_seconds: float = 300.0
     registry_url_ttl_seconds: int = 300
     registry_download_flush_seconds: float = 1.0
-    # How long a process reuses a registry caller's authentication and the registry's answers.
+    # How long a process reuses the registry's answers (versions lists, download lookups).
     registry_cache_seconds: float = 5.0
     max_provider_bytes: int = 512 * 1024 * 1024
     # HTTPS for `serve`/`up` (the --tls-cert/--tls-key flags set them too).

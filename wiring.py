@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from domain.access_cache import AccessCache
 from domain.authn import Authenticator, OidcConfig
 from domain.crypto import SecretBox
 from domain.db import Database
@@ -115,7 +116,13 @@ async def open_services(settings: Settings, *, run_workers: bool | None = None) 
     runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings), broker=broker)
     platform.dispatch = runtime.dispatch
     platform.db.on_events = _event_publisher(broker)
+    platform.db.on_access_changed = broker.access_changed
+    # Off until the broker can tell this process about changes made by the others.
+    cache = platform.access_cache = AccessCache(settings.access_cache_seconds, live=False)
     services = Services(settings, platform, authenticator, platform.blobs, queue, keys, runtime, broker=broker)
+    services.background.append(
+        asyncio.create_task(broker.watch_access(cache.set_live, cache.invalidate), name="access-changes")
+    )
     if isinstance(queue, InProcessQueue):
         queue.context["runtime"] = runtime
         services.background.append(asyncio.create_task(_sweeper(runtime), name="sweeper"))
@@ -165,6 +172,7 @@ async def open_runtime(settings: Settings) -> tuple[Runtime, Callable[[], Awaita
     runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings), broker=broker)
     platform.dispatch = runtime.dispatch
     platform.db.on_events = _event_publisher(broker)
+    platform.db.on_access_changed = broker.access_changed
 
     async def close() -> None:
         await queue.close()

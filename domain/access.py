@@ -7,6 +7,7 @@ import uuid
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.access_cache import ACCESS_KEY, AccessCache
 from domain.errors import NotFound, PermissionDenied
 from domain.models import Team
 from domain.principal import (
@@ -29,10 +30,12 @@ def team_permissions(team: Team) -> frozenset[Permission]:
 
 
 class Actor:
-    """The principal of one request plus a per-request cache of its organization access."""
+    """The principal of one request plus a per-request cache of its organization access
+    (and the process's ``shared`` one, which outlives the request)."""
 
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal, shared: AccessCache | None = None) -> None:
         self.principal = principal
+        self.shared = shared
         self._access: dict[uuid.UUID, OrganizationAccess] = {}
 
     @property
@@ -43,29 +46,38 @@ class Actor:
     def name(self) -> str:
         return self.principal.name
 
-    async def access(self, session: AsyncSession, organization_id: uuid.UUID) -> OrganizationAccess:
+    def known_access(self, organization_id: uuid.UUID) -> OrganizationAccess | None:
+        """The access when it needs no database read; None when it does."""
         if self.principal.is_admin:
             return SUPERUSER_ACCESS
         if self.principal.job is not None:
             own = str(organization_id) == self.principal.job.organization_id
             return OrganizationAccess(visible=own, permissions=JOB_PERMISSIONS if own else frozenset())
-        cached = self._access.get(organization_id)
-        if cached is not None:
-            return cached
-        groups = list(self.principal.groups)
+        if not self.principal.groups:
+            return NO_ACCESS
+        known = self._access.get(organization_id)
+        if known is None and self.shared is not None:
+            known = self.shared.access(self.principal.groups, organization_id)
+        return known
+
+    async def access(self, session: AsyncSession, organization_id: uuid.UUID) -> OrganizationAccess:
+        known = self.known_access(organization_id)
+        if known is not None:
+            return known
+        generation = self.shared.generation if self.shared is not None else 0
+        teams = (
+            await session.exec(
+                select(Team).where(Team.organization_id == organization_id, col(Team.name).in_(self.principal.groups))
+            )
+        ).all()
         access = NO_ACCESS
-        if groups:
-            teams = (
-                await session.exec(
-                    select(Team).where(
-                        Team.organization_id == organization_id, col(Team.name).in_(groups)
-                    )
-                )
-            ).all()
-            if teams:
-                granted: frozenset[Permission] = frozenset().union(*(team_permissions(t) for t in teams))
-                access = OrganizationAccess(visible=True, permissions=granted)
+        if teams:
+            granted: frozenset[Permission] = frozenset().union(*(team_permissions(t) for t in teams))
+            access = OrganizationAccess(visible=True, permissions=granted)
         self._access[organization_id] = access
+        # Not shared when this very transaction changed access: it may still roll back.
+        if self.shared is not None and not session.sync_session.info.get(ACCESS_KEY):
+            self.shared.keep_access(self.principal.groups, organization_id, access, generation)
         return access
 
     async def require_visible(

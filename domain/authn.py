@@ -15,6 +15,7 @@ from jose import jwt
 from jose.exceptions import JOSEError
 from sqlmodel import select
 
+from domain.access_cache import token_digest
 from domain.errors import Unauthenticated
 from domain.jobs import is_terminal
 from domain.models import Job, Step
@@ -47,6 +48,22 @@ class Authenticator:
         self.keys = keys
 
     async def authenticate(self, token: str) -> Principal:
+        """The token's principal; answered from the process's access cache when it knows it."""
+        cache = self.platform.access_cache
+        if cache is None or not cache.enabled:
+            return (await self._verify(token))[0]
+        digest = token_digest(token)
+        known = cache.principal(digest)
+        if known is not None:
+            return known
+        generation = cache.generation
+        principal, expires_at = await self._verify(token)
+        if expires_at is not None:
+            cache.keep_principal(digest, principal, expires_at, generation)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float | None]:
+        """The principal and until when it may be remembered (epoch seconds; None = never)."""
         try:
             header = jwt.get_unverified_header(token)
             claims = jwt.get_unverified_claims(token)
@@ -59,14 +76,15 @@ class Authenticator:
             return await self._oidc_token(token, header)
         raise Unauthenticated("the token's issuer is not trusted")
 
-    async def _platform_token(self, token: str) -> Principal:
+    async def _platform_token(self, token: str) -> tuple[Principal, float | None]:
         try:
             claims = self.platform.signer.verify(token)
             token_id = uuid.UUID(claims["jti"])
         except (InvalidPlatformToken, ValueError, KeyError):
             raise Unauthenticated("the access token is invalid or expired") from None
         if claims.get("typ") == JOB_TOKEN_TYPE:
-            return await self._job_token(token_id, claims)
+            # Never remembered: a job token dies with its job's last step, which no cache hears.
+            return await self._job_token(token_id, claims), None
         row = await find_active_token(self.platform, token_id)
         if row is None:
             raise Unauthenticated("the access token is revoked or expired")
@@ -79,7 +97,7 @@ class Authenticator:
             kind=PrincipalKind.personal_token,
             is_admin=self.platform.admin_group in groups,
             token_id=str(row.id),
-        )
+        ), row.expires_at.timestamp()
 
     async def _job_token(self, job_id: uuid.UUID, claims: dict[str, Any]) -> Principal:
         """Valid while its job has not ended, so a leaked job token dies with the job."""
@@ -104,7 +122,7 @@ class Authenticator:
             ),
         )
 
-    async def _oidc_token(self, token: str, header: dict[str, Any]) -> Principal:
+    async def _oidc_token(self, token: str, header: dict[str, Any]) -> tuple[Principal, float | None]:
         assert self.oidc is not None
         alg = header.get("alg")
         if alg not in OIDC_ALGORITHMS:
@@ -125,7 +143,8 @@ class Authenticator:
             )
         except JOSEError as exc:
             raise Unauthenticated(f"the token was refused: {exc}") from None
-        return principal_from_claims(claims, self.oidc.groups_claim, self.platform.admin_group)
+        principal = principal_from_claims(claims, self.oidc.groups_claim, self.platform.admin_group)
+        return principal, float(claims["exp"])
 
 
 def principal_from_claims(claims: dict[str, Any], groups_claim: str, admin_group: str) -> Principal:

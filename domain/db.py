@@ -12,6 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.access_cache import ACCESS_KEY, access_changed_here
+
 log = logging.getLogger("terrakube.db")
 EVENTS_KEY = "terrakube.job_events"  # filled by domain.live while a transaction flushes
 
@@ -60,6 +62,8 @@ class Database:
         self._sqlite = is_sqlite(url)
         # Receives the job/step transitions of each committed transaction (the live broker).
         self.on_events: Callable[[list[Any]], Awaitable[None]] | None = None
+        # Tells the other processes that tokens, teams or organizations changed (the broker).
+        self.on_access_changed: Callable[[], Awaitable[None]] | None = None
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
@@ -75,13 +79,25 @@ class Database:
                 if self._sqlite:
                     await session.connection(execution_options={IMMEDIATE: True})
                 yield session
-            # Committed: now tell the world what changed (job and step transitions).
+            # Committed: now tell the world what changed. Access first: the writer's next
+            # request, here or elsewhere, must not be answered from a cache of before.
+            if session.sync_session.info.pop(ACCESS_KEY, False):
+                await self._access_changed()
             events = session.sync_session.info.pop(EVENTS_KEY, [])
             if events and self.on_events is not None:
                 try:
                     await self.on_events(events)
                 except Exception:
                     log.warning("publishing %d job events failed", len(events), exc_info=True)
+
+    async def _access_changed(self) -> None:
+        access_changed_here()
+        if self.on_access_changed is not None:
+            try:
+                await self.on_access_changed()
+            except Exception:
+                # Other processes keep their answers until their cache's max age runs out.
+                log.warning("announcing an access change failed", exc_info=True)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

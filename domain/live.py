@@ -4,7 +4,7 @@ between processes (Redis in production, memory in `terrakube up`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,6 +72,15 @@ class Broker(Protocol):
 
     async def job_ended(self, job_id: str) -> None:
         """The job reached a terminal status: its stream may now expire."""
+        ...
+
+    async def access_changed(self) -> None:
+        """Tell every other process that tokens, teams or organizations changed."""
+        ...
+
+    async def watch_access(self, on_live: Callable[[bool], None], on_change: Callable[[], None]) -> None:
+        """Until cancelled: ``on_live(True)`` once changes can be heard (``False`` when they no
+        longer can), ``on_change()`` for each change another process announces."""
         ...
 
 

@@ -72,7 +72,8 @@ class StrawberryApp(GraphQL[Context, None]):
             # A websocket authenticates in connection_init (on_ws_connect); until it has, it
             # cannot subscribe at all (the protocol refuses before connection_ack).
             principal = NOBODY
-        return Context(platform=self.platform, actor=Actor(principal), request_id=request_id, broker=self.broker)
+        actor = Actor(principal, self.platform.access_cache)
+        return Context(platform=self.platform, actor=actor, request_id=request_id, broker=self.broker)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """graphql-transport-ws: the token comes in `connection_params` as
@@ -83,7 +84,7 @@ class StrawberryApp(GraphQL[Context, None]):
         if token is None:
             raise ConnectionRejectionError({"message": "connection_params must carry an Authorization bearer token"})
         try:
-            context.actor = Actor(await self.authenticator.authenticate(token))
+            context.actor = Actor(await self.authenticator.authenticate(token), self.platform.access_cache)
         except Unauthenticated as exc:
             raise ConnectionRejectionError({"message": exc.message}) from None
         return None

@@ -20,7 +20,7 @@ async def put_configuration(request: Request) -> Response:
         token = bearer_or_basic_token(request)
         if token is None:
             raise Unauthenticated("a bearer token is required")
-        actor = Actor(await services.authenticator.authenticate(token))
+        actor = Actor(await services.authenticator.authenticate(token), services.platform.access_cache)
         try:
             workspace_id = uuid.UUID(request.path_params["workspace_id"])
         except ValueError:

@@ -105,12 +105,13 @@ class TtlCache:
 
 
 def registry_cache(request: Request) -> TtlCache:
-    """Authenticated callers and registry answers, kept ``TERRAKUBE_REGISTRY_CACHE_SECONDS``.
+    """Registry answers (versions lists, download lookups), kept ``TERRAKUBE_REGISTRY_CACHE_SECONDS``.
 
     ``terraform init`` asks the same few questions many times in a burst (every module block,
     every CI job at once); remembering the answers for a few seconds keeps the registry as cheap
-    as a health check. The price: a revoked token, a removed team or a new version is seen up to
-    that many seconds later by this process.
+    as a health check. The price: a new version is seen up to that many seconds later by this
+    process. Who the caller is and what it may see is the access cache's business
+    (``domain.access_cache``), which forgets at once when a token or team changes.
     """
     state = request.app.state
     ttl = float(services(request).settings.registry_cache_seconds)
@@ -129,8 +130,9 @@ async def authenticate(request: Request) -> Actor:
             "this registry needs a token: add a credentials block for this host to the terraform CLI config "
             "(TF_CLI_CONFIG_FILE), or set TF_TOKEN_<host>"
         )
-    # Never cached: a revoked or expired token is refused at once, here as everywhere else.
-    return Actor(await services(request).authenticator.authenticate(token))
+    # Remembered only until a token, team or organization changes anywhere (domain.access_cache).
+    svc = services(request)
+    return Actor(await svc.authenticator.authenticate(token), svc.platform.access_cache)
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from domain.errors import NotFound
@@ -44,16 +47,27 @@ def _parts(request: Request) -> tuple[str, str, str]:
     return p["org"], p["name"], p["provider"]
 
 
+@dataclass(frozen=True)
+class VersionsAnswer:
+    organization_id: uuid.UUID
+    body: bytes  # rendered once per load: the list is the same for every caller
+
+
+async def _versions_answer(platform: Platform, org: str, name: str, provider: str) -> VersionsAnswer:
+    index = await service.module_index(platform, org, name, provider)
+    document = {"modules": [{"versions": [{"version": v} for v in index.versions]}]}
+    return VersionsAnswer(index.organization_id, json.dumps(document, separators=(",", ":")).encode())
+
+
 async def versions(request: Request) -> Response:
     actor = await authenticate(request)
     org, name, provider = _parts(request)
     platform, cache = services(request).platform, registry_cache(request)
-    index = await cache.get_or_load(
-        ("module", org, name, provider), lambda: service.module_index(platform, org, name, provider)
+    answer = await cache.get_or_load(
+        ("module", org, name, provider), lambda: _versions_answer(platform, org, name, provider)
     )
-    await service.require_reader(platform, actor, index.organization_id, f"module {org}/{name}/{provider}")
-    body = {"modules": [{"versions": [{"version": v} for v in index.versions]}]}
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    await service.require_reader(platform, actor, answer.organization_id, f"module {org}/{name}/{provider}")
+    return Response(answer.body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def archive_path(org: str, name: str, provider: str, version: str) -> str:

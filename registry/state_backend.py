@@ -97,8 +97,9 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             token = bearer_or_basic_token(request)
             if token is None:
                 raise Unauthenticated("credentials are required (basic auth with a token as password, or Bearer)")
-            principal = await request.app.state.services.authenticator.authenticate(token)
-            return await handler(request, Actor(principal))
+            services = request.app.state.services
+            principal = await services.authenticator.authenticate(token)
+            return await handler(request, Actor(principal, services.platform.access_cache))
         except (DomainError, service.StateStorageFailed, service.StateCorrupted) as exc:
             if isinstance(exc, service.StateStorageFailed | service.StateCorrupted):
                 log.error("state backend %s %s: %s", request.method, request.url.path, exc)

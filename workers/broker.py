@@ -4,14 +4,16 @@ for replay, a wake-up channel, pub/sub for events), ``MemoryBroker`` inside `ter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from domain.live import JobEvent, LogChunk, LogGone, channels
 from workers import keys
@@ -23,6 +25,7 @@ log = logging.getLogger("terrakube.broker")
 STREAM_MAX_CHUNKS = 20_000
 STREAM_TTL_AFTER_END = 3600
 EVENT_QUEUE = 1000  # events a slow subscriber may have pending before it is dropped
+ACCESS_RETRY_SECONDS = 1.0
 
 
 class SubscriberTooSlow(Exception):
@@ -100,6 +103,13 @@ class MemoryBroker:
     def _forget(self, job_id: str) -> None:
         self._streams.pop(job_id, None)
         self._dropped.pop(job_id, None)
+
+    async def access_changed(self) -> None:
+        return None  # one process: its own commit already cleared its caches
+
+    async def watch_access(self, on_live: Callable[[bool], None], on_change: Callable[[], None]) -> None:
+        on_live(True)
+        await asyncio.Event().wait()
 
     async def close(self) -> None:
         return None
@@ -199,6 +209,30 @@ class RedisBroker:
 
     async def job_ended(self, job_id: str) -> None:
         await self.redis.expire(keys.log_stream(self.prefix, job_id), STREAM_TTL_AFTER_END)
+
+    async def access_changed(self) -> None:
+        await self.redis.publish(keys.access_channel(self.prefix), "1")
+
+    async def watch_access(self, on_live: Callable[[bool], None], on_change: Callable[[], None]) -> None:
+        """Pub/sub delivers only to connected subscribers, so whatever broke the subscription may
+        have hidden a change: the caller is told it is not live until subscribed again."""
+        channel = keys.access_channel(self.prefix)
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "subscribe":
+                        on_live(True)
+                    elif message.get("type") == "message":
+                        on_change()
+            except (ConnectionError, OSError, RedisError) as exc:
+                log.warning("access change subscription lost (%s); retrying in %.0f s", exc, ACCESS_RETRY_SECONDS)
+            finally:
+                on_live(False)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(ACCESS_RETRY_SECONDS)
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -24,3 +24,8 @@ def log_wake(prefix: str, job_id: str) -> str:
 def event_channel(prefix: str, channel: str) -> str:
     """Pub/sub channel of job events: ``job:{id}``, ``workspace:{id}``, ``organization:{id}``."""
     return f"{prefix}:events:{channel}"
+
+
+def access_channel(prefix: str) -> str:
+    """Pub/sub channel saying "a token, team or organization changed": drop remembered access."""
+    return f"{prefix}:access-changed"

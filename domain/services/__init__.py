@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.access_cache import AccessCache
 from domain.crypto import SecretBox
 from domain.db import Database
 from domain.effects import Enqueue
@@ -26,6 +27,8 @@ class Platform:
     access_token_max_days: int = 365
     # Blob storage (state, plans, logs, archives); None only where a caller needs no blobs.
     store: BlobStore | None = None
+    # Remembered authentications and team lookups (None: every request asks the database).
+    access_cache: AccessCache | None = None
 
     # Performs queue effects after the transaction that decided them has committed.
     dispatch: Callable[[Sequence[Enqueue]], Awaitable[None]] = field(default=lambda effects: _no_dispatch(effects))

@@ -10,7 +10,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.errors import Conflict
+from domain.access import Actor
+from domain.errors import Conflict, NotFound
 from domain.models import Organization
 from domain.services import Platform, reading
 
@@ -57,3 +58,14 @@ async def children_by_parent(
     for row in rows:
         grouped[getattr(row, key)].append(row)
     return grouped
+
+
+async def require_reader(platform: Platform, actor: Actor, organization_id: uuid.UUID, what: str) -> None:
+    """Reading the registry needs only to see the organization (any team of it, or its job token).
+    Invisible means not found, so names do not leak. No session is opened when the answer is known."""
+    access = actor.known_access(organization_id)
+    if access is None:
+        async with reading(platform) as session:
+            access = await actor.access(session, organization_id)
+    if not access.visible:
+        raise NotFound(f"{what} not found")

@@ -40,7 +40,7 @@ from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
-from domain.services.lookups import children_by_parent, organization_named
+from domain.services.lookups import children_by_parent, organization_named, require_reader
 from domain.services.workspaces import GIT_SOURCE_RE
 from domain.validation import check_text
 from storage import BlobNotFound
@@ -603,12 +603,6 @@ async def version_download(
         raise NotFound(f"module {organization}/{name}/{provider} not found")
     return Download(row[0], row[1], row[2] or "", row[3] or "")
 
-
-async def require_reader(platform: Platform, actor: Actor, organization_id: uuid.UUID, what: str) -> None:
-    """Reading the registry needs only to see the organization (any team of it, or its job token).
-    Invisible means not found, so names do not leak."""
-    async with reading(platform) as session:  # no connection is taken when the answer is known
-        await actor.require_visible(session, organization_id, what)
 
 
 async def registry_versions(platform: Platform, actor: Actor, organization: str, name: str, provider: str) -> list[str]:

@@ -36,7 +36,7 @@ from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
-from domain.services.lookups import children_by_parent, organization_named
+from domain.services.lookups import children_by_parent, organization_named, require_reader
 from domain.validation import check_text
 from storage import BlobNotFound
 from storage.keys import provider_file_key
@@ -508,10 +508,6 @@ async def _registry_provider(session: Any, organization: str, name: str, lock: b
         query = query.with_for_update(of=Provider)  # type: ignore[arg-type]
     return (await session.exec(query)).first()
 
-
-async def require_reader(platform: Platform, actor: Actor, organization_id: uuid.UUID, what: str) -> None:
-    async with reading(platform) as session:  # no connection is taken when the answer is known
-        await actor.require_visible(session, organization_id, what)
 
 
 @dataclass(frozen=True)
