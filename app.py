@@ -21,7 +21,7 @@ from graph.schema import schema
 from registry.configuration import configuration_routes
 from registry.discovery import registry_routes
 from registry.state_backend import state_routes
-from settings import Settings
+from settings import Mode, Settings, load_settings
 from wiring import Services, close_services, open_runtime, open_services
 
 __all__ = ["Services", "close_services", "create_app", "open_runtime", "open_services"]
@@ -108,3 +108,8 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.add_middleware(RequestId)
     return app
+
+
+def production_app() -> Starlette:
+    """What each process of `terrakube serve --workers N` runs (settings from the environment)."""
+    return create_app(load_settings(mode=Mode.production))

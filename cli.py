@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from settings import (
     ConfigurationError,
@@ -150,9 +151,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     tls = _tls(args, settings)
     if tls and tls[2] is not None:
         print(f"Self-signed certificate {tls[0]}\nSSL_CERT_FILE={tls[2]}", flush=True)
+    workers = args.workers or settings.serve_workers
+    # Several processes share the port (each with its own pools and caches, kept coherent over
+    # Redis); they build the app from the same TERRAKUBE_* environment.
+    target: Any = create_app(settings) if workers == 1 else "app:production_app"
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="info", proxy_headers=True,
-        **_ssl_options(tls),
+        target, factory=workers > 1, workers=workers, host=args.host, port=args.port, log_level="info",
+        proxy_headers=True, **_ssl_options(tls),
     )
 
 
@@ -192,6 +197,10 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API (production settings from TERRAKUBE_* variables)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="API processes sharing the port (default TERRAKUBE_SERVE_WORKERS, 1); about one per core",
+    )
     _tls_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
