@@ -7,7 +7,6 @@ Terraform shows the ``errors`` of a registry answer to the user, so every refusa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +23,7 @@ from domain.access import Actor
 from domain.crypto import derive_key
 from domain.errors import Conflict, DomainError, NotFound, PermissionDenied, Unauthenticated, ValidationFailed
 from domain.services.providers import ProviderTooLarge
+from registry.answer_cache import AnswerCache
 from registry.state_backend import bearer_or_basic_token
 
 log = logging.getLogger("terrakube.registry")
@@ -57,67 +57,16 @@ def services(request: Request) -> Any:
     return request.app.state.services
 
 
-class TtlCache:
-    """A small per-process cache whose entries live ``ttl`` seconds (oldest dropped when full)."""
-
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._items: dict[Any, tuple[float, Any]] = {}
-        self._loading: dict[Any, asyncio.Future[Any]] = {}
-
-    def get(self, key: Any) -> Any | None:
-        if self.ttl <= 0:
-            return None
-        hit = self._items.get(key)
-        if hit is None:
-            return None
-        if hit[0] < time.monotonic():
-            self._items.pop(key, None)
-            return None
-        return hit[1]
-
-    def put(self, key: Any, value: Any) -> Any:
-        if self.ttl > 0:
-            if len(self._items) >= self.max_entries:
-                self._items.pop(next(iter(self._items)))
-            self._items[key] = (time.monotonic() + self.ttl, value)
-        return value
-
-    def _settled(self, key: Any, done: asyncio.Future[Any]) -> None:
-        self._loading.pop(key, None)
-        if not done.cancelled():
-            done.exception()  # retrieved here too: every waiter may have gone away meanwhile
-
-    async def get_or_load(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
-        """The cached value, or ``load()``'s; concurrent misses of one key share one load, so an
-        expiring entry under load costs one database round trip, not one per waiting request."""
-        hit = self.get(key)
-        if hit is not None:
-            return hit
-        pending = self._loading.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(load())
-            self._loading[key] = pending
-            pending.add_done_callback(lambda done: self._settled(key, done))
-        value = await asyncio.shield(pending)
-        return self.put(key, value)
-
-
-def registry_cache(request: Request) -> TtlCache:
-    """Registry answers (versions lists, download lookups), kept ``TERRAKUBE_REGISTRY_CACHE_SECONDS``.
-
-    ``terraform init`` asks the same few questions many times in a burst (every module block,
-    every CI job at once); remembering the answers for a few seconds keeps the registry as cheap
-    as a health check. The price: a new version is seen up to that many seconds later by this
-    process. Who the caller is and what it may see is the access cache's business
-    (``domain.access_cache``), which forgets at once when a token or team changes.
-    """
+def registry_cache(request: Request) -> AnswerCache:
+    """Registry answers (versions lists, download lookups), kept ``TERRAKUBE_REGISTRY_CACHE_SECONDS``:
+    a new version is seen up to that many seconds later by this process. Who the caller is and
+    what it may see is the access cache's business (``domain.access_cache``), which forgets at
+    once when a token or team changes."""
     state = request.app.state
     ttl = float(services(request).settings.registry_cache_seconds)
     cache = getattr(state, "registry_cache", None)
     if cache is None:
-        cache = TtlCache(ttl)
+        cache = AnswerCache(ttl)
         state.registry_cache = cache
     cache.ttl = ttl
     return cache
@@ -183,7 +132,8 @@ class UrlSigner:
     def sign(self, path: str, now: float | None = None) -> str:
         """``path`` plus its query string; valid for ``ttl`` seconds."""
         expires = int((now or time.time()) + self.ttl)
-        return f"{path}?{urlencode({'expires': expires, 'signature': self._mac(path, expires)})}"
+        # Both values are URL-safe as they are (digits; unpadded URL-safe base64).
+        return f"{path}?expires={expires}&signature={self._mac(path, expires)}"
 
     def valid(self, path: str, expires: str | None, signature: str | None, now: float | None = None) -> bool:
         if not expires or not signature or not expires.isdigit():

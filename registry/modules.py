@@ -48,25 +48,35 @@ def _parts(request: Request) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True)
-class VersionsAnswer:
+class ModuleAnswer:
+    """One load per module serves both ``versions`` and every version's ``download``."""
+
+    module_id: uuid.UUID
     organization_id: uuid.UUID
-    body: bytes  # rendered once per load: the list is the same for every caller
+    versions: frozenset[str]
+    body: bytes  # the versions document, rendered once per load: the same for every caller
 
 
-async def _versions_answer(platform: Platform, org: str, name: str, provider: str) -> VersionsAnswer:
+async def _module_answer(platform: Platform, org: str, name: str, provider: str) -> ModuleAnswer:
     index = await service.module_index(platform, org, name, provider)
     document = {"modules": [{"versions": [{"version": v} for v in index.versions]}]}
-    return VersionsAnswer(index.organization_id, json.dumps(document, separators=(",", ":")).encode())
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return ModuleAnswer(index.module_id, index.organization_id, frozenset(index.versions), body)
 
 
-async def versions(request: Request) -> Response:
+async def _readable_module(request: Request) -> ModuleAnswer:
     actor = await authenticate(request)
     org, name, provider = _parts(request)
     platform, cache = services(request).platform, registry_cache(request)
-    answer = await cache.get_or_load(
-        ("module", org, name, provider), lambda: _versions_answer(platform, org, name, provider)
+    answer: ModuleAnswer = await cache.get_or_load(
+        ("module", org, name, provider), lambda: _module_answer(platform, org, name, provider)
     )
     await service.require_reader(platform, actor, answer.organization_id, f"module {org}/{name}/{provider}")
+    return answer
+
+
+async def versions(request: Request) -> Response:
+    answer = await _readable_module(request)
     return Response(answer.body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -75,17 +85,13 @@ def archive_path(org: str, name: str, provider: str, version: str) -> str:
 
 
 async def download(request: Request) -> Response:
-    actor = await authenticate(request)
+    answer = await _readable_module(request)
     org, name, provider = _parts(request)
     version = request.path_params["version"]
-    platform, cache = services(request).platform, registry_cache(request)
-    key = ("module-download", org, name, provider, version)
-    found = await cache.get_or_load(key, lambda: service.version_download(platform, org, name, provider, version))
-    await service.require_reader(platform, actor, found.organization_id, f"module {org}/{name}/{provider}")
-    if not found.version:
+    if version not in answer.versions:
         raise NotFound(f"module {org}/{name}/{provider} has no version {version[:64]!r}")
-    counter(request).record(found.module_id)
-    url = base_url(request) + url_signer(request).sign(archive_path(org, name, provider, found.version))
+    counter(request).record(answer.module_id)
+    url = base_url(request) + url_signer(request).sign(archive_path(org, name, provider, version))
     return Response(status_code=204, headers={"X-Terraform-Get": url, "Cache-Control": "no-store"})
 
 
@@ -160,10 +166,16 @@ async def flush_downloads(app: Any) -> None:
             await flusher.counter.flush(flusher.platform)
 
 
-def module_routes() -> list[BaseRoute]:
-    prefix = MODULES_PATH.rstrip("/") + "/{org}/{name}/{provider}"
+PREFIX = MODULES_PATH.rstrip("/") + "/{org}/{name}/{provider}"
+
+
+def module_read_routes() -> list[Route]:
+    """What ``terraform init`` asks for every module block (also served by ``HotPath``)."""
     return [
-        Route(prefix + "/versions", endpoint(versions), methods=["GET"]),
-        Route(prefix + "/{version}/download", endpoint(download), methods=["GET"]),
-        Route(prefix + "/{version}/archive.tar.gz", endpoint(archive), methods=["GET"]),
+        Route(PREFIX + "/versions", endpoint(versions), methods=["GET"]),
+        Route(PREFIX + "/{version}/download", endpoint(download), methods=["GET"]),
     ]
+
+
+def module_routes() -> list[BaseRoute]:
+    return [*module_read_routes(), Route(PREFIX + "/{version}/archive.tar.gz", endpoint(archive), methods=["GET"])]
