@@ -135,7 +135,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         f"Admin token (also in {settings.data_dir / 'admin-token'}):\n{token}{extra}",
         flush=True,
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", **_ssl_options(tls))
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False, **_ssl_options(tls))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -156,7 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # Redis); they build the app from the same TERRAKUBE_* environment.
     target: Any = create_app(settings) if workers == 1 else "app:production_app"
     uvicorn.run(
-        target, factory=workers > 1, workers=workers, host=args.host, port=args.port, log_level="info",
+        target, factory=workers > 1, workers=workers, host=args.host, port=args.port, log_level="info", access_log=False,
         proxy_headers=True, **_ssl_options(tls),
     )
 

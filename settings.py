@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     terraform_bin: str = "terraform"
     work_dir: Path | None = None
     database_pool_size: int = 10
+    # One line per HTTP request on stdout (method, path without query, status, duration, request id).
+    access_log: bool = True
     # API processes `terrakube serve` runs on its port (the --workers flag overrides it).
     serve_workers: int = Field(default=1, ge=1, le=64)
 
