@@ -42,3 +42,11 @@ def registry_routes() -> list[BaseRoute]:
         *provider_routes(),
         Route("/terraform/{rest:path}", not_found, methods=["GET", "HEAD", "POST"]),
     ]
+
+
+def hot_routes() -> list[Route]:
+    """The reads ``HotPath`` answers before the general stack: versions and download lists."""
+    from registry.modules import module_read_routes
+    from registry.providers import provider_read_routes
+
+    return [*module_read_routes(), *provider_read_routes()]

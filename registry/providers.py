@@ -177,11 +177,20 @@ async def _copy(upload: UploadFile, dest: Path, limit: int) -> None:
         raise ValidationFailed("file", "the uploaded file is empty")
 
 
-def provider_routes() -> list[BaseRoute]:
-    prefix = PROVIDERS_PATH.rstrip("/") + "/{org}/{name}"
+PREFIX = PROVIDERS_PATH.rstrip("/") + "/{org}/{name}"
+
+
+def provider_read_routes() -> list[Route]:
+    """What ``terraform init`` asks for every provider (also served by ``HotPath``)."""
     return [
-        Route(prefix + "/versions", endpoint(versions), methods=["GET"]),
-        Route(prefix + "/{version}/download/{os}/{arch}", endpoint(download), methods=["GET"]),
-        Route(prefix + "/{version}/files/{filename}", endpoint(release_file), methods=["GET"]),
+        Route(PREFIX + "/versions", endpoint(versions), methods=["GET"]),
+        Route(PREFIX + "/{version}/download/{os}/{arch}", endpoint(download), methods=["GET"]),
+    ]
+
+
+def provider_routes() -> list[BaseRoute]:
+    return [
+        *provider_read_routes(),
+        Route(PREFIX + "/{version}/files/{filename}", endpoint(release_file), methods=["GET"]),
         Route("/api/providers/{org}/{name}/versions/{version}/{os}/{arch}", endpoint(publish), methods=["POST"]),
     ]
