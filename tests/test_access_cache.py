@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,45 @@ async def _member_token(env: dict[str, str], data_dir: Path, groups: list[str]) 
     finally:
         await platform.blobs.close()
         await platform.db.dispose()
+
+
+def test_serve_workers_share_the_port_and_each_forgets_a_revoked_token(cluster: Cluster, tmp_path: Path) -> None:
+    """`serve --workers 2`: two processes behind one port, each with its own cache."""
+    served = Server(data_dir=cluster.base / "data", log_dir=tmp_path, name="serve-2",
+                    command=["serve", "--workers", "2"], env=cluster.env)
+    served.start()
+    try:
+        served.wait_healthy()
+        assert served.proc is not None
+        assert len(_spawned_children(served.proc.pid)) == 2, served.output()
+        secret = asyncio.run(_member_token(cluster.env, cluster.base / "data", ["nobody"]))
+
+        def me() -> int:  # a new connection each time, so both processes answer some
+            return httpx.post(f"{served.base_url}/graphql", json={"query": "{ me { name } }"},
+                              headers={"Authorization": f"Bearer {secret}", "Connection": "close"}).status_code
+
+        assert [me() for _ in range(20)] == [200] * 20
+        token_id = Api(cluster.serve, secret)("{ accessTokens { id } }")["accessTokens"][0]["id"]
+        Api(cluster.serve, secret).mutate("revokeAccessToken", "IdInput", "__typename", id=token_id)
+        assert [me() for _ in range(20)] == [401] * 20
+        deadline = time.monotonic() + 10  # the access log is written every half second
+        while '"POST /graphql" 401' not in served.stdout() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert '"POST /graphql" 401' in served.stdout(), served.output()
+    finally:
+        served.stop()
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """uvicorn's worker processes (multiprocessing's spawn), not its resource tracker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
