@@ -55,6 +55,8 @@ class Actor:
             return OrganizationAccess(visible=own, permissions=JOB_PERMISSIONS if own else frozenset())
         if not self.principal.groups:
             return NO_ACCESS
+        if self.principal.team is not None and str(organization_id) != self.principal.team.organization_id:
+            return NO_ACCESS
         known = self._access.get(organization_id)
         if known is None and self.shared is not None:
             known = self.shared.access(self.principal.groups, organization_id)

@@ -19,7 +19,7 @@ from domain.access_cache import token_digest
 from domain.errors import Unauthenticated
 from domain.jobs import is_terminal
 from domain.models import Job, Step
-from domain.principal import JobScope, Principal, PrincipalKind
+from domain.principal import JobScope, Principal, PrincipalKind, TeamScope
 from domain.services import Platform
 from domain.services.access_tokens import find_active_token
 from domain.tokens import JOB_TOKEN_TYPE, PLATFORM_ISSUER, InvalidPlatformToken
@@ -85,9 +85,21 @@ class Authenticator:
         if claims.get("typ") == JOB_TOKEN_TYPE:
             # Never remembered: a job token dies with its job's last step, which no cache hears.
             return await self._job_token(token_id, claims), None
-        row = await find_active_token(self.platform, token_id)
-        if row is None:
+        active = await find_active_token(self.platform, token_id)
+        if active is None:
             raise Unauthenticated("the access token is revoked or expired")
+        row = active.row
+        if active.team is not None:
+            team = active.team
+            return Principal(
+                name=f"team {team.name}",
+                subject=row.owner,
+                groups=frozenset({team.name}),  # the team's current name: renames apply at once
+                kind=PrincipalKind.team_token,
+                is_admin=False,  # whatever the team is called
+                token_id=str(row.id),
+                team=TeamScope(organization_id=str(team.organization_id), team_id=str(team.id)),
+            ), row.expires_at.timestamp()
         groups = frozenset(row.groups)
         return Principal(
             name=row.name or row.owner,

@@ -10,6 +10,7 @@ class PrincipalKind(StrEnum):
     user = "user"  # an OIDC token
     personal_token = "personal_token"  # a platform access token
     job = "job"  # a short-lived job token (arrives with the job engine)
+    team_token = "team_token"  # a platform access token of a team, valid in the team's organization
 
 
 class Permission(StrEnum):
@@ -53,6 +54,15 @@ class JobScope:
     job_id: str
 
 
+@dataclass(frozen=True)
+class TeamScope:
+    """A team token acts as its team, in the team's organization only: team names are per
+    organization, so the same name elsewhere grants it nothing."""
+
+    organization_id: str
+    team_id: str
+
+
 # A job token reads its organization (e.g. private modules) and writes its workspace's state.
 JOB_PERMISSIONS = frozenset({Permission.manage_state})
 
@@ -68,6 +78,7 @@ class Principal:
     subject: str = ""
     token_id: str | None = None
     job: JobScope | None = None
+    team: TeamScope | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 

@@ -54,6 +54,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def make_settings(db_url: str, data_dir: Path, **extra: Any) -> Settings:
+    # No access log on the test's stdout (tests/test_request_path.py and the cluster test it).
+    extra.setdefault("access_log", False)
     return Settings(
         database_url=db_url, secret_key=SECRET, data_dir=data_dir, **extra  # type: ignore[arg-type]
     )

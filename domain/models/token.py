@@ -10,7 +10,11 @@ from domain.models.types import UTCDateTime, new_id, utcnow
 
 
 class AccessToken(SQLModel, table=True):
-    """A platform-issued token; ``id`` is the JWT's ``jti``. The secret itself is never stored."""
+    """A platform-issued token; ``id`` is the JWT's ``jti``. The secret itself is never stored.
+
+    ``kind``: ``personal`` (acts as its creator, with the creator's groups), ``admin`` (the
+    installation's first token) or ``team`` (acts as ``team_id``, in that team's organization only;
+    deleted with the team)."""
 
     __tablename__ = "access_token"
 
@@ -25,3 +29,4 @@ class AccessToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    team_id: uuid.UUID | None = Field(default=None, foreign_key="team.id", ondelete="CASCADE", index=True)

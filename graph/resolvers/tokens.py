@@ -15,3 +15,11 @@ async def create(ctx: Context, description: str, days: int) -> service.NewToken:
 
 async def revoke(ctx: Context, token_id: str) -> AccessToken:
     return await service.revoke_access_token(ctx.platform, ctx.actor, parse_id(token_id))
+
+
+async def create_for_team(ctx: Context, team_id: str, description: str, days: int) -> service.NewToken:
+    return await service.create_team_token(ctx.platform, ctx.actor, parse_id(team_id), description, days)
+
+
+async def team_tokens(ctx: Context, team_id: str) -> list[AccessToken]:
+    return await service.list_team_tokens(ctx.platform, ctx.actor, parse_id(team_id))

@@ -122,3 +122,10 @@ class UpdateTemplateInput:
 class CreateAccessTokenInput:
     description: str
     days: int = 30
+
+
+@strawberry.input(description="A token that acts as the team, in the team's organization only.")
+class CreateTeamTokenInput:
+    team_id: strawberry.ID
+    description: str
+    days: int = 30

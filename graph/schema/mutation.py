@@ -193,7 +193,14 @@ class Mutation:
             lambda new: NewAccessToken(token=new.secret, access_token=AccessToken.from_row(new.token)),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Members of the team and admins; the secret is returned only by this call.")
+    async def create_team_token(self, info: Info, input: i.CreateTeamTokenInput) -> NewAccessTokenPayload:
+        return await payload(
+            lambda: tokens.create_for_team(info.context, input.team_id, input.description, input.days),
+            lambda new: NewAccessToken(token=new.secret, access_token=AccessToken.from_row(new.token)),
+        )
+
+    @strawberry.mutation(description="Your own tokens; team tokens by the team's members; any token by admins.")
     async def revoke_access_token(self, info: Info, input: i.IdInput) -> AccessTokenPayload:
         return await payload(lambda: tokens.revoke(info.context, input.id), AccessToken.from_row)
 

@@ -7,12 +7,14 @@ import strawberry
 from domain.models import Organization as OrganizationRow
 from domain.models import Team as TeamRow
 from graph.resolvers import registry as registry_resolvers
+from graph.resolvers import tokens as token_resolvers
 from graph.resolvers import workspaces as workspace_resolvers
 from graph.resolvers.context import Context
 from graph.schema.enums import Role
 from graph.schema.registry import Module, Provider, SigningKey
 from graph.schema.relay import Connection, connection
 from graph.schema.template import Template
+from graph.schema.token import AccessToken
 from graph.schema.workspace import Workspace
 
 
@@ -30,6 +32,13 @@ class Team:
     plan_job: bool
     approve_job: bool
     created_at: datetime
+
+    @strawberry.field(
+        description="The team's tokens that are not revoked, newest first; null (with a PERMISSION_DENIED "
+        "error) for callers who are neither its members nor admins."
+    )
+    async def tokens(self, info: strawberry.Info[Context, None]) -> list[AccessToken] | None:
+        return [AccessToken.from_row(r) for r in await token_resolvers.team_tokens(info.context, self.id)]
 
     @classmethod
     def from_row(cls, row: TeamRow) -> Team:

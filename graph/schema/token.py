@@ -8,9 +8,13 @@ from domain.models import AccessToken as AccessTokenRow
 from domain.principal import Principal
 
 
-@strawberry.type(description="A personal access token; its secret is shown only when it is created.")
+@strawberry.type(
+    description="A personal or team access token; its secret is shown only when it is created. "
+    "`kind`: `personal`, `team` or `admin`."
+)
 class AccessToken:
     id: strawberry.ID
+    kind: str
     description: str
     created_at: datetime
     expires_at: datetime
@@ -19,6 +23,7 @@ class AccessToken:
     def from_row(cls, row: AccessTokenRow) -> AccessToken:
         return cls(
             id=strawberry.ID(str(row.id)),
+            kind=row.kind,
             description=row.description,
             created_at=row.created_at,
             expires_at=row.expires_at,
