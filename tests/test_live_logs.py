@@ -299,18 +299,24 @@ async def test_a_slow_reader_slows_nobody_else(api: Api, code: Path, request: py
     org, ws = setup(api, f"slow-{request.node.callspec.id}", code)
     job_id = api.mutate("runJob", "RunJobInput", "... on Job { id }", workspaceId=ws, templateName="chatty")["id"]
 
+    released = asyncio.Event()
+
     async def slow_reader(sock: GraphQLWebSocket) -> list[dict[str, Any]]:
         chunks = []
         async for data in sock.subscribe(LOGS, j=job_id, s=None, o=0):
             chunks.append(data["jobLogs"])
-            await asyncio.sleep(0.1)  # a reader far slower than the job writes
+            # Stalled after its first chunk until the job and the fast reader are done (the
+            # slowest reader there is: a fixed delay per chunk raced the job on a loaded machine).
+            await released.wait()
+            await asyncio.sleep(0.01)
         return chunks
 
     async with connect(api.server.base_url, api.token) as a, connect(api.server.base_url, api.token) as b:
         slow = asyncio.create_task(slow_reader(a))
         fast = await asyncio.wait_for(collect(b, job_id), timeout=90)
         status = api("query($id: ID!) { job(id: $id) { status } }", id=job_id)["job"]["status"]
-        assert not slow.done()  # the fast reader and the job itself finished first
-        assert status == "COMPLETED"
+        assert not slow.done()
+        assert status == "COMPLETED"  # the job and the fast reader finished while the slow one stalled
+        released.set()
         slow_chunks = await asyncio.wait_for(slow, timeout=300)
     assert joined(slow_chunks) == joined(fast) == stored_log(api, job_id)
