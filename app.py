@@ -67,6 +67,7 @@ class PlatformApp(Starlette):
     def __init__(self, *, access_log: AccessLog | None, hot_routes: list[Route], **kwargs: Any) -> None:
         self.access_log = access_log
         self.hot_routes = hot_routes
+        self.services: Services | None = None  # set by the lifespan (also as ``state.services``)
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await open_services(settings)
         app.state.services = services
+        app.services = services  # type: ignore[attr-defined]  # the hot path's cheaper read
         if access_log is not None:
             services.background.append(asyncio.create_task(access_log.run(), name="access-log"))
         # Everything alive now lives as long as the process: keep it out of every future full

@@ -13,7 +13,6 @@ Downloads are counted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -33,6 +32,7 @@ from registry.http import (
     authenticate,
     base_url,
     endpoint,
+    per_app,
     registry_cache,
     services,
     signed_or_authenticated,
@@ -144,9 +144,7 @@ class CounterFlusher:
 
 
 def counter(request: Request) -> CounterFlusher:
-    state = request.app.state
-    flusher: CounterFlusher | None = getattr(state, "module_download_counter", None)
-    if flusher is None:
+    def start() -> CounterFlusher:
         svc = services(request)
         flusher = CounterFlusher(svc.platform, float(svc.settings.registry_download_flush_seconds))
         flusher.task = asyncio.get_running_loop().create_task(flusher.run(), name="module-download-counter")
@@ -154,16 +152,10 @@ def counter(request: Request) -> CounterFlusher:
         background = getattr(svc, "background", None)
         if isinstance(background, list):
             background.append(flusher.task)
-        state.module_download_counter = flusher
-    return flusher
+        return flusher
 
-
-async def flush_downloads(app: Any) -> None:
-    """Write pending counts now (tests and benchmarks)."""
-    flusher: CounterFlusher | None = getattr(app.state, "module_download_counter", None)
-    if flusher is not None:
-        with contextlib.suppress(Exception):
-            await flusher.counter.flush(flusher.platform)
+    made: CounterFlusher = per_app(request, "module_download_counter", start)
+    return made
 
 
 PREFIX = MODULES_PATH.rstrip("/") + "/{org}/{name}/{provider}"
