@@ -1,21 +1,23 @@
 """Private registry read path: what `terraform init` calls, under many concurrent clients.
 
-    .venv/bin/python bench/registry.py [--db sqlite|postgresql] [--concurrency 50] [--requests 4000] [--json]
+    .venv/bin/python bench/registry.py [--db sqlite|postgresql] [--concurrency 50] [--requests 10000]
+                                       [--server-workers N] [--cache-seconds S] [--json]
 
 Seeds an organization with one module (30 versions) and a READ team, issues a personal token of a
-team member (what a terraform user has: it costs the token lookup and the team lookup that an admin
-token skips), starts `terrakube serve` (production mode, its own SQLite file or PostgreSQL database,
-Redis at 127.0.0.1:6379) and drives it over HTTP/1.1 keep-alive with ``--concurrency`` clients
-(each one connection, closed loop):
+team member (what a terraform user has: a token lookup and a team lookup, which an admin token
+would skip), starts `terrakube serve --workers N` (production mode, default one process per core,
+its own SQLite file or PostgreSQL database, Redis at 127.0.0.1:6379) and drives it over HTTP/1.1
+keep-alive with ``--concurrency`` clients (each one connection, closed loop):
 
 - ``healthz``: ``GET /healthz`` (one ``SELECT 1``), the baseline of the same run;
 - ``versions``: ``GET /terraform/modules/v1/{org}/{name}/{provider}/versions``;
 - ``download``: ``GET …/{version}/download`` (204 + a signed ``X-Terraform-Get``; counted).
 
-It prints p50/p99 latency, requests per second, and the ratios to ``healthz``, then checks the
-goal p99 <= 20 ms for ``versions`` and ``download``. The client is a minimal HTTP/1.1 client on
-asyncio streams so that it takes little of the CPU the server needs (client and server share the
-machine). Every response's status is checked.
+It prints p50/p99 latency, requests per second, and the ratios to ``healthz`` (medians of
+interleaved rounds), then checks the goal p99 <= 20 ms for ``versions`` and ``download``. The
+client is a minimal HTTP/1.1 client on asyncio streams (uvloop when installed) so that it takes
+little of the CPU the server needs (client and server share the machine). Every response's status
+is checked, and every body or ``X-Terraform-Get`` header too.
 """
 
 from __future__ import annotations
