@@ -10,13 +10,15 @@ import secrets
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from domain.services import Platform
 from tests.procs import TERRAKUBE, Api, Server, clean_env
 from tests.services import PG_ADMIN_URL, PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT, REDIS_URL, require
 
@@ -35,8 +37,9 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
-async def _mint_admin_token(env: dict[str, str], data_dir: Path) -> str:
-    from domain.services.access_tokens import issue_admin_token
+@asynccontextmanager
+async def cluster_platform(env: dict[str, str], data_dir: Path) -> AsyncIterator[Platform]:
+    """The cluster's platform, opened in the test process (to mint tokens, seed rows)."""
     from settings import Settings
     from wiring import open_platform
 
@@ -49,13 +52,20 @@ async def _mint_admin_token(env: dict[str, str], data_dir: Path) -> str:
     )
     platform = await open_platform(settings)
     try:
-        return (await issue_admin_token(platform)).secret
+        yield platform
     finally:
         await platform.blobs.close()
         await platform.db.dispose()
 
 
-def _descendants(pid: int) -> list[int]:
+async def _mint_admin_token(env: dict[str, str], data_dir: Path) -> str:
+    from domain.services.access_tokens import issue_admin_token
+
+    async with cluster_platform(env, data_dir) as platform:
+        return (await issue_admin_token(platform)).secret
+
+
+def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (terraform runs in its own session, so a kill of the
     worker alone would leave it running)."""
     children: dict[int, list[int]] = {}
@@ -112,7 +122,7 @@ class Cluster:
         """SIGKILL the worker, then everything it started (terraform and its provisioner),
         so nothing of the lost run keeps going. Returns the killed children."""
         assert worker.proc is not None
-        children = _descendants(worker.proc.pid)
+        children = descendants(worker.proc.pid)
         worker.kill()
         for pid in children:
             try:
@@ -162,7 +172,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         try:
             for worker in cluster.workers if cluster else []:
                 if worker.proc is not None:
-                    for pid in _descendants(worker.proc.pid):
+                    for pid in descendants(worker.proc.pid):
                         try:
                             os.kill(pid, signal.SIGKILL)
                         except ProcessLookupError:

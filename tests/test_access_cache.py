@@ -19,7 +19,7 @@ from domain.access import Actor
 from domain.access_cache import AccessCache, token_digest
 from domain.models import Organization, Team
 from domain.principal import OrganizationAccess, Principal, PrincipalKind
-from tests.cluster import Cluster
+from tests.cluster import Cluster, cluster_platform, descendants
 from tests.conftest import GraphQLClient
 from tests.procs import Api, Server
 from tests.services import REDIS_HOST, REDIS_PORT, REDIS_URL, require
@@ -221,22 +221,11 @@ def test_a_change_made_through_one_api_process_reaches_another(cluster: Cluster,
 
 async def _member_token(env: dict[str, str], data_dir: Path, groups: list[str]) -> str:
     from domain.services.access_tokens import issue_token
-    from settings import Settings
-    from wiring import open_platform
 
-    settings = Settings(
-        mode="production",  # type: ignore[arg-type]
-        database_url=env["TERRAKUBE_DATABASE_URL"], secret_key=env["TERRAKUBE_SECRET_KEY"], data_dir=data_dir,
-        storage_local_path=Path(env["TERRAKUBE_STORAGE_LOCAL_PATH"]),
-    )
-    platform = await open_platform(settings)
-    try:
+    async with cluster_platform(env, data_dir) as platform:
         new = await issue_token(platform, owner="reader", email=None, groups=groups, description="t", days=1,
                                 kind="personal")
         return new.secret
-    finally:
-        await platform.blobs.close()
-        await platform.db.dispose()
 
 
 def test_serve_workers_share_the_port_and_each_forgets_a_revoked_token(cluster: Cluster, tmp_path: Path) -> None:
@@ -269,13 +258,10 @@ def test_serve_workers_share_the_port_and_each_forgets_a_revoked_token(cluster: 
 def _spawned_children(pid: int) -> list[int]:
     """uvicorn's worker processes (multiprocessing's spawn), not its resource tracker."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for child in descendants(pid):
         try:
-            stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_bytes()
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
         except OSError:
             continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
     return found
