@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
@@ -33,10 +32,10 @@ from ._parts import Upload, rechunk, split_parts
 from .base import (
     BlobNotFound,
     ObjectInfo,
+    RemoteBlobStore,
     StorageError,
-    delete_each,
+    collect,
     is_our_key,
-    one_chunk,
     probe_round_trip,
     validate_key,
     validate_prefix,
@@ -49,13 +48,12 @@ DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
 # few times over by the SDK; its default first GET of 32 MiB would hold far more.
 MAX_DOWNLOAD_CHUNK = 8 * 1024 * 1024
 CHUNK_SIZE = 1 << 20
-_DELETE_CONCURRENCY = 16
 _READ_ATTEMPTS = 3
 _AUTH_CODES = {"AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch",
                "InvalidAuthenticationInfo", "AccountIsDisabled"}
 
 
-class AzureBlobStore:
+class AzureBlobStore(RemoteBlobStore):
     def __init__(
         self,
         container: str,
@@ -171,9 +169,6 @@ class AzureBlobStore:
         await self._call(f"put {key}", blob.commit_block_list(blocks))
         return ObjectInfo(key=key, size=upload.size, sha256=upload.digest)
 
-    async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        return await self.put(key, one_chunk(data))
-
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
@@ -198,21 +193,11 @@ class AzureBlobStore:
         # cannot: its first chunks are already gone), so it returns the old or the new one.
         for attempt in range(_READ_ATTEMPTS):
             try:
-                buffer = io.BytesIO()  # hands its buffer over without a copy, unlike b"".join
-                async for chunk in await self.get(key):
-                    buffer.write(chunk)
-                return buffer.getvalue()
+                return await collect(await self.get(key))
             except _Replaced:
                 if attempt == _READ_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except BlobNotFound:
-            return False
-        return True
 
     async def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
@@ -240,10 +225,6 @@ class AzureBlobStore:
 
     # -- deleting ------------------------------------------------------------------------
 
-    async def delete(self, key: str) -> None:
-        validate_key(key)
-        await self._delete(key)
-
     async def _delete(self, key: str) -> bool:
         try:
             await self._container().delete_blob(key)
@@ -254,12 +235,6 @@ class AzureBlobStore:
         except (TimeoutError, AzureError, aiohttp.ClientError, ValueError) as exc:
             raise self._error(f"delete {key}", exc) from exc
         return True
-
-    async def delete_prefix(self, prefix: str) -> int:
-        validate_prefix(prefix, allow_empty=False)
-        keys = [info.key async for info in self.list(prefix)]
-        # One delete per object (batches are not supported everywhere), a few at a time.
-        return await delete_each(self._delete, keys, _DELETE_CONCURRENCY)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -151,6 +151,51 @@ class BlobStore(Protocol):
     async def close(self) -> None: ...
 
 
+class RemoteBlobStore:
+    """What the remote backends (S3, Azure, GCS) share, built on each one's own ``put``, ``get``,
+    ``stat``, ``list`` and ``_delete`` (one object; False when it was already gone)."""
+
+    delete_concurrency = 16  # single-object deletes in flight during ``delete_prefix``
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+        raise NotImplementedError
+
+    async def get(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        raise NotImplementedError
+
+    async def stat(self, key: str) -> ObjectInfo:
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        raise NotImplementedError
+
+    async def _delete(self, key: str) -> bool:
+        raise NotImplementedError
+
+    async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        return await self.put(key, one_chunk(data))
+
+    async def read_bytes(self, key: str) -> bytes:
+        return await collect(await self.get(key))
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.stat(key)
+        except BlobNotFound:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await self._delete(key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        validate_prefix(prefix, allow_empty=False)
+        keys = [info.key async for info in self.list(prefix)]
+        # One delete per object (batches are not supported everywhere), a few at a time.
+        return await delete_each(self._delete, keys, self.delete_concurrency)
+
+
 async def probe_round_trip(store: BlobStore, where: str) -> None:
     """The startup check of a remote store: write, read back and delete a probe object;
     ``where`` names the bucket or container (and the setting) in the error."""

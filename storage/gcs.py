@@ -23,11 +23,9 @@ from ._threads import offload
 from .base import (
     BlobNotFound,
     ObjectInfo,
+    RemoteBlobStore,
     StorageError,
-    collect,
-    delete_each,
     is_our_key,
-    one_chunk,
     probe_round_trip,
     validate_key,
     validate_prefix,
@@ -38,7 +36,6 @@ __all__ = ["GcsBlobStore"]
 CHUNK_SIZE = 1 << 20
 # Writes up to this size never touch the disk.
 SPOOL_IN_MEMORY = 1 << 20
-_DELETE_CONCURRENCY = 16
 _OCTETS = "application/octet-stream"
 
 
@@ -47,7 +44,7 @@ def _write(f: BinaryIO, parts: list[bytes]) -> None:
         f.write(part)
 
 
-class GcsBlobStore:
+class GcsBlobStore(RemoteBlobStore):
     def __init__(
         self,
         bucket: str,
@@ -160,9 +157,6 @@ class GcsBlobStore:
                 spool.close()  # unnamed: closing frees its disk space
         return ObjectInfo(key=key, size=size, sha256=sha.hexdigest())
 
-    async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        return await self.put(key, one_chunk(data))
-
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
@@ -183,16 +177,6 @@ class GcsBlobStore:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._error(f"get {key}", exc) from exc
         return _StreamChunks(stream, chunk_size, self, key)
-
-    async def read_bytes(self, key: str) -> bytes:
-        return await collect(await self.get(key))
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except BlobNotFound:
-            return False
-        return True
 
     async def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
@@ -233,10 +217,6 @@ class GcsBlobStore:
 
     # -- deleting ------------------------------------------------------------------------
 
-    async def delete(self, key: str) -> None:
-        validate_key(key)
-        await self._delete(key)
-
     async def _delete(self, key: str) -> bool:
         try:
             await self._storage().delete(self.bucket, key)
@@ -247,12 +227,6 @@ class GcsBlobStore:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._error(f"delete {key}", exc) from exc
         return True
-
-    async def delete_prefix(self, prefix: str) -> int:
-        validate_prefix(prefix, allow_empty=False)
-        keys = [info.key async for info in self.list(prefix)]
-        # One delete per object (batches are not supported everywhere), a few at a time.
-        return await delete_each(self._delete, keys, _DELETE_CONCURRENCY)
 
     # -- lifecycle -----------------------------------------------------------------------
 

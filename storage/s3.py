@@ -30,10 +30,9 @@ from ._parts import Upload, rechunk, split_parts
 from .base import (
     BlobNotFound,
     ObjectInfo,
+    RemoteBlobStore,
     StorageError,
-    collect,
     is_our_key,
-    one_chunk,
     probe_round_trip,
     validate_key,
     validate_prefix,
@@ -54,7 +53,7 @@ _BAD_CREDENTIALS = {
 _CREDENTIALS = "TERRAKUBE_STORAGE_S3_ACCESS_KEY_ID / TERRAKUBE_STORAGE_S3_SECRET_ACCESS_KEY (or the AWS credential chain)"
 
 
-class S3BlobStore:
+class S3BlobStore(RemoteBlobStore):
     def __init__(
         self,
         bucket: str,
@@ -181,9 +180,6 @@ class S3BlobStore:
         except (TimeoutError, BotoCoreError, ClientError, aiohttp.ClientError) as exc:
             raise self._error(f"{what} {kwargs.get('Key', '')}".strip(), exc) from exc
 
-    async def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
-        return await self.put(key, one_chunk(data))
-
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
@@ -201,16 +197,6 @@ class S3BlobStore:
             raise self._error(f"get {key}", exc) from exc
         # One GET streams one version of the object: a concurrent overwrite does not mix in.
         return _BodyChunks(response["Body"], chunk_size, self, key)
-
-    async def read_bytes(self, key: str) -> bytes:
-        return await collect(await self.get(key))
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except BlobNotFound:
-            return False
-        return True
 
     async def stat(self, key: str) -> ObjectInfo:
         validate_key(key)
