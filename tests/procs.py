@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,19 @@ class Api:
         result = data[name]
         assert "message" not in result, f"{name} failed: {result}"
         return result
+
+
+
+@contextmanager
+def running_up(base: Path, name: str = "up", env: dict[str, str] | None = None) -> Iterator[Api]:
+    """`terrakube up` in ``base`` (data in ``base/data``), healthy, as its admin; stopped after."""
+    server = Server(data_dir=base / "data", log_dir=base, name=name, env=env or {})
+    server.start()
+    try:
+        server.wait_healthy()
+        yield Api(server, (base / "data" / "admin-token").read_text().strip())
+    finally:
+        server.stop()
 
 
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}

@@ -30,7 +30,7 @@ from app import create_app
 from domain.models import ConfigurationVersion
 from storage.keys import config_key
 from tests.conftest import GraphQLClient, make_settings
-from tests.procs import Api, Server
+from tests.procs import Api, running_up
 
 MAIN_TF = 'resource "terraform_data" "x" {\n  input = "hello"\n}\n'
 
@@ -257,14 +257,8 @@ def versioned_code(greeting: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    base = tmp_path_factory.mktemp("up-config")
-    server = Server(data_dir=base / "data", log_dir=base, name="up", env={"CHECKPOINT_DISABLE": "1"})
-    server.start()
-    try:
-        server.wait_healthy()
-        yield Api(server, (base / "data" / "admin-token").read_text().strip())
-    finally:
-        server.stop()
+    with running_up(tmp_path_factory.mktemp("up-config"), env={"CHECKPOINT_DISABLE": "1"}) as api:
+        yield api
 
 
 def wait_job(api: Api, job_id: str, *statuses: str, timeout: float = 90.0) -> dict[str, Any]:

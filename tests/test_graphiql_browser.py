@@ -19,7 +19,7 @@ import pytest
 from httpx_ws import WebSocketSession, connect_ws
 
 from graph.ide import ASSETS_DIR, local_assets_available
-from tests.procs import Api, Server
+from tests.procs import Api, running_up
 from tests.services import in_ci
 
 SCREENSHOT = Path("/tmp/graphiql-subscription.png")
@@ -106,14 +106,8 @@ class DevTools:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    base = tmp_path_factory.mktemp("graphiql-up")
-    up = Server(data_dir=base / "data", log_dir=base, name="up")
-    up.start()
-    try:
-        up.wait_healthy()
-        yield Api(up, (base / "data" / "admin-token").read_text().strip())
-    finally:
-        up.stop()
+    with running_up(tmp_path_factory.mktemp("graphiql-up")) as api:
+        yield api
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.procs import MAIN_TF, Api, Server, git
+from tests.procs import MAIN_TF, Api, git, running_up
 
 SECRET = "hunter2-top-secret-value"
 
@@ -33,14 +33,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    base = tmp_path_factory.mktemp("up")
-    server = Server(data_dir=base / "data", log_dir=base, name="up")
-    server.start()
-    try:
-        server.wait_healthy()
-        yield Api(server, (base / "data" / "admin-token").read_text().strip())
-    finally:
-        server.stop()
+    with running_up(tmp_path_factory.mktemp("up")) as api:
+        yield api
 
 
 def wait_job(api: Api, job_id: str, *statuses: str, timeout: float = 90.0) -> dict[str, Any]:

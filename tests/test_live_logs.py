@@ -14,7 +14,7 @@ from httpx_ws import WebSocketDisconnect
 
 from tests.cluster import Cluster
 from tests.gql_ws import GraphQLWebSocket, SubscriptionError, connect
-from tests.procs import Api, Server, git
+from tests.procs import Api, Server, git, running_up
 
 LINES = 2000
 # Prints LINES numbered lines over ~2 s, so readers join while it runs.
@@ -46,14 +46,8 @@ def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    base = tmp_path_factory.mktemp("live-up")
-    server = Server(data_dir=base / "data", log_dir=base, name="up")
-    server.start()
-    try:
-        server.wait_healthy()
-        yield Api(server, (base / "data" / "admin-token").read_text().strip())
-    finally:
-        server.stop()
+    with running_up(tmp_path_factory.mktemp("live-up")) as api:
+        yield api
 
 
 @pytest.fixture(scope="module", params=["embedded", "distributed"])

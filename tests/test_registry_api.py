@@ -569,7 +569,7 @@ async def job_tokens(services: Services, org_id: str, other_org_id: str) -> tupl
 async def test_registry_cache_bounds_staleness(
     client: httpx.AsyncClient, gql: GraphQLClient, as_groups: Any, services: Services, unique: str, tmp_path: Path
 ) -> None:
-    """Answers are remembered for TERRAKUBE_REGISTRY_CACHE_SECONDS, never longer; callers never."""
+    """Answers are remembered for TERRAKUBE_REGISTRY_CACHE_SECONDS, never longer; a revoked caller is refused at once."""
     services.settings.registry_cache_seconds = 1.0
     await new_org(gql, unique)
     await mutate(gql, "createTeam", "CreateTeamInput", "... on Team { id }", organization=unique,

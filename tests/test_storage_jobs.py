@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.procs import Api, Server, free_port, git
+from tests.procs import Api, Server, free_port, git, running_up
 from tests.storage_servers import (  # noqa: F401  (fixtures)
     Emulator,
     azure_create_container,
@@ -107,14 +107,8 @@ def cloud(request: pytest.FixtureRequest) -> Cloud:
 
 @pytest.fixture(scope="module")
 def api(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    base = tmp_path_factory.mktemp(f"up-{cloud.kind}")
-    server = Server(data_dir=base / "data", log_dir=base, name=f"up-{cloud.kind}", env=cloud.env)
-    server.start()
-    try:
-        server.wait_healthy()
-        yield Api(server, (base / "data" / "admin-token").read_text().strip())
-    finally:
-        server.stop()
+    with running_up(tmp_path_factory.mktemp(f"up-{cloud.kind}"), f"up-{cloud.kind}", cloud.env) as api:
+        yield api
 
 
 def wait_job(api: Api, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
