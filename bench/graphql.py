@@ -14,10 +14,7 @@ import gc
 import json
 import os
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+from bench.serve_process import pg_admin, start_server, stop_server, tail  # noqa: E402
+
 ORG, WORKSPACES, VARS_PER_WS = "bench-org", 1000, 5
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 IN_REQUEST: ContextVar[bool] = ContextVar("in_bench_request", default=False)
 GOALS = {"a": 20.0, "b": 100.0}  # p99 ms at the latency pass
 BASELINE = "{ __typename }"
@@ -74,16 +72,6 @@ def check(query: str, body: dict[str, Any], first: int = 100) -> None:
                 raise SystemExit(f"query b: bad variables for {e['node']['name']}: {vs}")
 
 
-async def pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def seed(url: str, key: str) -> str:
     """Insert the rows directly (one transaction) and return an admin token."""
     from domain.crypto import SecretBox
@@ -120,53 +108,7 @@ async def seed(url: str, key: str) -> str:
         await db.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 FREEZE = "import gc, app, cli; gc.collect(); gc.freeze(); cli.main()"  # the --gc-freeze experiment
-
-
-def start_server(url: str, key: str, tmp: Path, show_log: bool, gc_freeze: bool) -> tuple[subprocess.Popen[bytes], str]:
-    port, log = free_port(), tmp / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TERRAKUBE_")}
-    env.update(TERRAKUBE_MODE="production", TERRAKUBE_DATABASE_URL=url, TERRAKUBE_SECRET_KEY=key,
-               TERRAKUBE_REDIS_URL="redis://127.0.0.1:6379/0", TERRAKUBE_DATA_DIR=str(tmp),
-               TERRAKUBE_STORAGE_LOCAL_PATH=str(tmp / "storage"))
-    out: Any = None if show_log else log.open("wb")
-    entry = [str(ROOT / ".venv/bin/python"), "-c", FREEZE] if gc_freeze else [str(ROOT / ".venv/bin/terrakube")]
-    cmd = [*entry, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}; log: {log}\n{tail(log)}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(proc)
-    raise SystemExit(f"server not healthy within 30 s; log: {log}\n{tail(log)}")
-
-
-def tail(log: Path) -> str:
-    """The server log's last lines, without the access-log lines of successful requests."""
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return "\n".join([line for line in lines if '" 200' not in line][-30:])
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 async def run(client: httpx.AsyncClient, query: str, n: int, concurrency: int) -> dict[str, float]:
@@ -307,7 +249,9 @@ def main() -> None:
             token = asyncio.run(seed(url, key))
             print(f"migrated and seeded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             sql = asyncio.run(count_statements(url, key, token, tmp))
-            proc, base = start_server(url, key, tmp, args.uvicorn_log, args.gc_freeze)
+            entry = [str(ROOT / ".venv/bin/python"), "-c", FREEZE] if args.gc_freeze else None
+            proc, port = start_server(url, key, tmp, show_log=args.uvicorn_log, entry=entry)
+            base = f"http://127.0.0.1:{port}"
             passes_out = asyncio.run(measure(base, token, counts, passes))
         except BaseException:
             if proc is not None and not args.uvicorn_log:

@@ -28,10 +28,7 @@ import gc
 import json
 import os
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,20 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+from bench.serve_process import pg_admin, start_server, stop_server, tail  # noqa: E402
+
 ORG, MODULE, PROVIDER, TEAM = "bench-org", "vpc", "aws", "bench-readers"
 VERSIONS = [f"1.{minor}.{patch}" for minor in range(6) for patch in range(5)]  # 30 versions
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 GOAL_P99_MS = 20.0
-
-
-async def pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def seed(url: str, key: str, storage: Path) -> str:
@@ -93,55 +81,6 @@ async def seed(url: str, key: str, storage: Path) -> str:
         await db.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(url: str, key: str, tmp: Path, show_log: bool, workers: int,
-                 cache_seconds: float | None = None) -> tuple[subprocess.Popen[bytes], int]:
-    port, log = free_port(), tmp / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TERRAKUBE_")}
-    env.update(TERRAKUBE_MODE="production", TERRAKUBE_DATABASE_URL=url, TERRAKUBE_SECRET_KEY=key,
-               TERRAKUBE_REDIS_URL="redis://127.0.0.1:6379/0", TERRAKUBE_DATA_DIR=str(tmp),
-               TERRAKUBE_STORAGE_LOCAL_PATH=str(tmp / "storage"), TERRAKUBE_PUBLIC_URL="https://registry.example.com",
-               TERRAKUBE_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:8]}")
-    if cache_seconds is not None:
-        env["TERRAKUBE_REGISTRY_CACHE_SECONDS"] = str(cache_seconds)
-    out: Any = None if show_log else log.open("wb")
-    cmd = [str(ROOT / ".venv/bin/terrakube"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}; log: {log}\n{tail(log)}")
-        try:
-            status, _, _ = asyncio.run(one_request(port, "/healthz", None))
-            if status == 200:
-                return proc, port
-        except OSError:
-            pass
-        time.sleep(0.1)
-    stop_server(proc)
-    raise SystemExit(f"server not healthy within 30 s; log: {log}\n{tail(log)}")
-
-
-def tail(log: Path) -> str:
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    return "\n".join([line for line in lines if '" 20' not in line][-30:])
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 # -- a minimal keep-alive HTTP/1.1 client --------------------------------------------------------
 
 
@@ -168,14 +107,6 @@ class Connection:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-async def one_request(port: int, path: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
-    conn = Connection(port, token)
-    try:
-        return await conn.get(path)
-    finally:
-        conn.close()
 
 
 ENDPOINTS = {
@@ -301,7 +232,11 @@ def main() -> None:
         try:
             migrations.upgrade(url)
             token = asyncio.run(seed(url, key, tmp / "storage"))
-            proc, port = start_server(url, key, tmp, args.uvicorn_log, args.server_workers, args.cache_seconds)
+            env = {"TERRAKUBE_PUBLIC_URL": "https://registry.example.com"}
+            if args.cache_seconds is not None:
+                env["TERRAKUBE_REGISTRY_CACHE_SECONDS"] = str(args.cache_seconds)
+            proc, port = start_server(url, key, tmp, show_log=args.uvicorn_log, env=env,
+                                      args=("--workers", str(args.server_workers)))
             rows = run_loop(measure(port, token, args.requests, args.concurrency, args.rounds))
         except BaseException:
             if proc is not None and not args.uvicorn_log:
