@@ -113,10 +113,7 @@ async def open_services(settings: Settings, *, run_workers: bool | None = None) 
     else:
         queue = await ArqQueue.connect(settings.redis_url, queue_name(settings.redis_prefix))
         broker = RedisBroker.connect(settings.redis_url, settings.redis_prefix)
-    runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings), broker=broker)
-    platform.dispatch = runtime.dispatch
-    platform.db.on_events = _event_publisher(broker)
-    platform.db.on_access_changed = broker.access_changed
+    runtime = _runtime(settings, platform, queue, broker)
     # Off until the broker can tell this process about changes made by the others.
     cache = platform.access_cache = AccessCache(settings.access_cache_seconds, live=False)
     services = Services(settings, platform, authenticator, platform.blobs, queue, keys, runtime, broker=broker)
@@ -127,6 +124,15 @@ async def open_services(settings: Settings, *, run_workers: bool | None = None) 
         queue.context["runtime"] = runtime
         services.background.append(asyncio.create_task(_sweeper(runtime), name="sweeper"))
     return services
+
+
+def _runtime(settings: Settings, platform: Platform, queue: JobQueue, broker: MemoryBroker | RedisBroker) -> Runtime:
+    """The job runtime, and what a commit tells the others: queue effects, job events, access changes."""
+    runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings), broker=broker)
+    platform.dispatch = runtime.dispatch
+    platform.db.on_events = _event_publisher(broker)
+    platform.db.on_access_changed = broker.access_changed
+    return runtime
 
 
 def _event_publisher(broker: Broker) -> Callable[[list[JobEvent]], Awaitable[None]]:
@@ -169,10 +175,7 @@ async def open_runtime(settings: Settings) -> tuple[Runtime, Callable[[], Awaita
     platform = await open_platform(settings)
     queue = await ArqQueue.connect(settings.redis_url, queue_name(settings.redis_prefix))
     broker = RedisBroker.connect(settings.redis_url, settings.redis_prefix)
-    runtime = Runtime(platform=platform, settings=settings, queue=queue, api_url=api_url(settings), broker=broker)
-    platform.dispatch = runtime.dispatch
-    platform.db.on_events = _event_publisher(broker)
-    platform.db.on_access_changed = broker.access_changed
+    runtime = _runtime(settings, platform, queue, broker)
 
     async def close() -> None:
         await queue.close()

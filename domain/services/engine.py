@@ -36,6 +36,19 @@ async def _locked_job(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     return (await session.exec(select(Job).where(Job.id == job_id).with_for_update())).first()
 
 
+async def _step_and_locked_job(session: AsyncSession, step_id: uuid.UUID) -> tuple[Step, Job] | None:
+    """The step and its job, the job's row locked and the step re-read under that lock (a step's
+    status changes only while its job is locked)."""
+    step = await session.get(Step, step_id)
+    if step is None:
+        return None
+    job = await _locked_job(session, step.job_id)
+    if job is None:
+        return None
+    await session.refresh(step)
+    return step, job
+
+
 async def _steps(session: AsyncSession, job_id: uuid.UUID) -> list[Step]:
     rows = await session.exec(select(Step).where(Step.job_id == job_id).order_by(Step.step_number))
     return list(rows.all())
@@ -139,12 +152,11 @@ class StartedStep:
 async def start_step(platform: Platform, step_id: uuid.UUID, worker_id: str) -> StartedStep | None:
     """Claim a queued step for this worker; ``None`` when it is no longer this worker's to run."""
     async with platform.db.transaction() as session:
-        step = await session.get(Step, step_id)
-        if step is None:
+        found = await _step_and_locked_job(session, step_id)
+        if found is None:
             return None
-        job = await _locked_job(session, step.job_id)
-        await session.refresh(step)
-        if job is None or step.status != S.queue.value or Status(job.status) in TERMINAL:
+        step, job = found
+        if step.status != S.queue.value or Status(job.status) in TERMINAL:
             return None
         ws = await session.get(Workspace, job.workspace_id)
         assert ws is not None
@@ -187,13 +199,10 @@ async def set_log_key(platform: Platform, step_id: uuid.UUID, key: str) -> None:
 
 async def finish_step(platform: Platform, step_id: uuid.UUID, outcome: StepOutcome) -> list[effects.Enqueue]:
     async with platform.db.transaction() as session:
-        step = await session.get(Step, step_id)
-        if step is None:
+        found = await _step_and_locked_job(session, step_id)
+        if found is None or found[0].status != S.running.value:
             return []
-        job = await _locked_job(session, step.job_id)
-        await session.refresh(step)
-        if job is None or step.status != S.running.value:
-            return []
+        step, job = found
         step.log_key = outcome.log_key or step.log_key
         step.plan_key = outcome.plan_key or step.plan_key
         if outcome.commit_id and not job.commit_id:
@@ -272,15 +281,11 @@ async def sweep(platform: Platform, heartbeat_ttl: timedelta, stale_after: timed
 
 
 async def fail_lost_step(platform: Platform, step_id: uuid.UUID) -> list[effects.Enqueue]:
-    step = None
     async with platform.db.transaction() as session:
-        step = await session.get(Step, step_id)
-        if step is None:
+        found = await _step_and_locked_job(session, step_id)
+        if found is None or found[0].status != S.running.value:
             return []
-        job = await _locked_job(session, step.job_id)
-        await session.refresh(step)
-        if job is None or step.status != S.running.value:
-            return []
+        step, job = found
         reason = "the worker running this step stopped responding (heartbeat expired)"
         if step.type in NEVER_RETRIED:
             reason += "; apply and destroy steps are never retried automatically"

@@ -15,7 +15,7 @@ from domain.access import Actor
 from domain.errors import NotFound, ValidationFailed
 from domain.jobs import STEP_DONE, S, is_terminal
 from domain.live import Broker, JobEvent, LogChunk, LogGone
-from domain.models import Job, Organization, Step, Workspace
+from domain.models import Job, Organization, Step
 from domain.services import Platform, reading
 
 T = TypeVar("T")
@@ -30,15 +30,6 @@ async def visible_job(platform: Platform, actor: Actor, job_id: uuid.UUID) -> Jo
             raise NotFound("job not found")
         await actor.require_visible(session, job.organization_id, "job")
         return job
-
-
-async def visible_workspace(platform: Platform, actor: Actor, workspace_id: uuid.UUID) -> Workspace:
-    async with reading(platform) as session:
-        ws = await session.get(Workspace, workspace_id)
-        if ws is None:
-            raise NotFound("workspace not found")
-        await actor.require_visible(session, ws.organization_id, "workspace")
-        return ws
 
 
 async def visible_organization(platform: Platform, actor: Actor, name: str) -> Organization:

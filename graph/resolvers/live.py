@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
 from domain.live import Broker, JobEvent, LogChunk
-from domain.services import live
+from domain.services import live, workspaces
 from graph.resolvers.context import Context, parse_id
 
 
@@ -28,7 +28,7 @@ async def job_channel(ctx: Context, job_id: str) -> tuple[str, str]:
 
 
 async def workspace_channel(ctx: Context, workspace_id: str) -> str:
-    ws = await live.visible_workspace(ctx.platform, ctx.actor, parse_id(workspace_id, "workspaceId"))
+    ws = await workspaces.get_workspace_by_id(ctx.platform, ctx.actor, parse_id(workspace_id, "workspaceId"))
     return f"workspace:{ws.id}"
 
 
