@@ -17,6 +17,10 @@ class ValidationFailed(DomainError):
         self.field = field
 
 
+class TooLarge(ValidationFailed):
+    """An upload over its size limit: HTTP surfaces answer 413."""
+
+
 class NotFound(DomainError):
     pass
 

@@ -30,8 +30,6 @@ async def put_configuration(request: Request) -> Response:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ConfigurationTooLarge(limit)
         version = await upload_configuration(services.platform, actor, workspace_id, request.stream(), limit)
-    except ConfigurationTooLarge as exc:
-        return JSONResponse({"error": exc.message}, status_code=413)
     except DomainError as exc:
         return error_response(exc)
     return JSONResponse(

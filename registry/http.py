@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 
 from domain.access import Actor
 from domain.crypto import derive_key
-from domain.errors import Conflict, DomainError, NotFound, PermissionDenied, Unauthenticated, ValidationFailed
-from domain.services.providers import ProviderTooLarge
+from domain.errors import DomainError, Unauthenticated
 from registry.answer_cache import AnswerCache
 from registry.state_backend import bearer_or_basic_token
+from registry.statuses import http_status
 
 log = logging.getLogger("terrakube.registry")
 
@@ -36,20 +36,9 @@ def errors(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def error_response(exc: DomainError) -> JSONResponse:
-    """The one mapping of domain errors to registry answers."""
-    if isinstance(exc, Unauthenticated):
-        return errors(401, exc.message, {"WWW-Authenticate": WWW_AUTHENTICATE})
-    if isinstance(exc, PermissionDenied):
-        return errors(403, exc.message)
-    if isinstance(exc, NotFound):
-        return errors(404, exc.message)
-    if isinstance(exc, Conflict):
-        return errors(409, exc.message)
-    if isinstance(exc, ProviderTooLarge):
-        return errors(413, exc.message)
-    if isinstance(exc, ValidationFailed):
-        return errors(400, exc.message)
-    return errors(400, exc.message)
+    """Domain errors as registry answers (terraform prints the ``errors``)."""
+    status = http_status(exc)
+    return errors(status, exc.message, {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else None)
 
 
 def services(request: Request) -> Any:

@@ -26,15 +26,14 @@ from starlette.routing import BaseRoute, Route
 
 from domain.access import Actor
 from domain.errors import (
-    Conflict,
     DomainError,
     NotFound,
-    PermissionDenied,
     Unauthenticated,
     ValidationFailed,
 )
 from domain.models import StateVersion
 from domain.services import state as service
+from registry.statuses import http_status
 
 log = logging.getLogger("terrakube.state_backend")
 
@@ -44,27 +43,16 @@ WWW_AUTHENTICATE = 'Basic realm="terrakube", charset="UTF-8", Bearer realm="terr
 
 def error_response(exc: Exception) -> Response:
     """The one mapping of domain (and storage) errors to http backend answers."""
-    if isinstance(exc, Unauthenticated):
-        return _error(401, exc.message, {"WWW-Authenticate": WWW_AUTHENTICATE})
-    if isinstance(exc, PermissionDenied):
-        return _error(403, exc.message)
-    if isinstance(exc, NotFound):
-        return _error(404, exc.message)
     if isinstance(exc, service.StateLocked):
         # Terraform reads the holder's LockInfo from this body and shows it to the user.
         return JSONResponse(exc.lock, status_code=423)
-    if isinstance(exc, Conflict):
-        return _error(409, exc.message)
-    if isinstance(exc, service.StateTooLarge):
-        return _error(413, exc.message)
-    if isinstance(exc, ValidationFailed):
-        return _error(400, exc.message)
     if isinstance(exc, service.StateStorageFailed):
         return _error(503, exc.message)
     if isinstance(exc, service.StateCorrupted):
         return _error(500, exc.message)
     if isinstance(exc, DomainError):
-        return _error(400, exc.message)
+        status = http_status(exc)
+        return _error(status, exc.message, {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else None)
     raise exc
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from domain.access import Actor
 from domain.archive import UnsafeArchive, extract_tarball
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import NotFound, TooLarge, ValidationFailed
 from domain.models import ConfigurationVersion, Organization, Workspace
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
 from storage.keys import config_key
 
 
-class ConfigurationTooLarge(ValidationFailed):
+class ConfigurationTooLarge(TooLarge):
     def __init__(self, limit: int) -> None:
         super().__init__("body", f"the configuration archive is larger than {limit} bytes")
 

@@ -30,7 +30,7 @@ from sqlmodel import SQLModel, col, select
 
 from domain import semver, signing
 from domain.access import Actor
-from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from domain.models import Organization, Provider, ProviderPlatform, ProviderVersion, SigningKey
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
@@ -62,7 +62,7 @@ class ProviderUpdate(SQLModel):
     description: str | None = None
 
 
-class ProviderTooLarge(ValidationFailed):
+class ProviderTooLarge(TooLarge):
     def __init__(self, limit: int) -> None:
         super().__init__("file", f"the provider zip is larger than {limit} bytes")
 

@@ -27,7 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.access import Actor
-from domain.errors import Conflict, DomainError, NotFound, ValidationFailed
+from domain.errors import Conflict, DomainError, NotFound, TooLarge, ValidationFailed
 from domain.models import Organization, StateLock, StateOutput, StateVersion, Workspace
 from domain.models.types import new_id, utcnow
 from domain.pagination import MAX_PAGE, Page, PageRequest, decode_cursor, encode_cursor
@@ -62,7 +62,7 @@ class StateLocked(Conflict):
         self.lock = lock
 
 
-class StateTooLarge(ValidationFailed):
+class StateTooLarge(TooLarge):
     def __init__(self, limit: int) -> None:
         super().__init__("state", f"the state is larger than the limit of {limit} bytes")
         self.limit = limit
