@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from bench.serve_process import pg_admin, start_server, stop_server, tail  # noqa: E402
+from bench.serve_process import benchmark_database, serving  # noqa: E402
 
 ORG, WORKSPACES, VARS_PER_WS = "bench-org", 1000, 5
 IN_REQUEST: ContextVar[bool] = ContextVar("in_bench_request", default=False)
@@ -232,36 +231,16 @@ def main() -> None:
     key = secrets.token_urlsafe(36)  # 48 characters
     load = "/".join(f"{x:.2f}" for x in os.getloadavg())  # before we add our own
 
-    import migrations
-
     with tempfile.TemporaryDirectory(prefix="terrakube-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        dbname = f"terrakube_bench_{uuid.uuid4().hex[:12]}"
-        if args.db == "postgresql":
-            url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
-            asyncio.run(pg_admin(f'CREATE DATABASE "{dbname}"'))
-        else:
-            url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-        proc = None
-        try:
+        with benchmark_database(args.db, tmp) as url:
             t0 = time.perf_counter()
-            migrations.upgrade(url)
             token = asyncio.run(seed(url, key))
-            print(f"migrated and seeded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            print(f"seeded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             sql = asyncio.run(count_statements(url, key, token, tmp))
             entry = [str(ROOT / ".venv/bin/python"), "-c", FREEZE] if args.gc_freeze else None
-            proc, port = start_server(url, key, tmp, show_log=args.uvicorn_log, entry=entry)
-            base = f"http://127.0.0.1:{port}"
-            passes_out = asyncio.run(measure(base, token, counts, passes))
-        except BaseException:
-            if proc is not None and not args.uvicorn_log:
-                print(f"server log tail:\n{tail(tmp / 'server.log')}", file=sys.stderr)
-            raise
-        finally:
-            if proc is not None:
-                stop_server(proc)
-            if args.db == "postgresql":
-                asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            with serving(url, key, tmp, show_log=args.uvicorn_log, entry=entry) as port:
+                passes_out = asyncio.run(measure(f"http://127.0.0.1:{port}", token, counts, passes))
 
     lat = passes_out[f"c{passes[0]}"]
     goals = [{"query": q, "target_ms": t, "concurrency": passes[0], "p99_ms": lat["queries"][q]["p99_ms"],

@@ -32,7 +32,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from bench.serve_process import pg_admin, start_server, stop_server, tail  # noqa: E402
+from bench.serve_process import benchmark_database, serving  # noqa: E402
 
 ORG, MODULE, PROVIDER, TEAM = "bench-org", "vpc", "aws", "bench-readers"
 VERSIONS = [f"1.{minor}.{patch}" for minor in range(6) for patch in range(5)]  # 30 versions
@@ -218,35 +217,16 @@ def main() -> None:
     key = secrets.token_urlsafe(36)
     load = "/".join(f"{x:.2f}" for x in os.getloadavg())
 
-    import migrations
-
+    env = {"TERRAKUBE_PUBLIC_URL": "https://registry.example.com"}
+    if args.cache_seconds is not None:
+        env["TERRAKUBE_REGISTRY_CACHE_SECONDS"] = str(args.cache_seconds)
     with tempfile.TemporaryDirectory(prefix="terrakube-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        dbname = f"terrakube_bench_{uuid.uuid4().hex[:12]}"
-        if args.db == "postgresql":
-            url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
-            asyncio.run(pg_admin(f'CREATE DATABASE "{dbname}"'))
-        else:
-            url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-        proc = None
-        try:
-            migrations.upgrade(url)
+        with benchmark_database(args.db, tmp) as url:
             token = asyncio.run(seed(url, key, tmp / "storage"))
-            env = {"TERRAKUBE_PUBLIC_URL": "https://registry.example.com"}
-            if args.cache_seconds is not None:
-                env["TERRAKUBE_REGISTRY_CACHE_SECONDS"] = str(args.cache_seconds)
-            proc, port = start_server(url, key, tmp, show_log=args.uvicorn_log, env=env,
-                                      args=("--workers", str(args.server_workers)))
-            rows = run_loop(measure(port, token, args.requests, args.concurrency, args.rounds))
-        except BaseException:
-            if proc is not None and not args.uvicorn_log:
-                print(f"server log tail:\n{tail(tmp / 'server.log')}", file=sys.stderr)
-            raise
-        finally:
-            if proc is not None:
-                stop_server(proc)
-            if args.db == "postgresql":
-                asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            with serving(url, key, tmp, show_log=args.uvicorn_log, env=env,
+                         args=("--workers", str(args.server_workers))) as port:
+                rows = run_loop(measure(port, token, args.requests, args.concurrency, args.rounds))
 
     goals = [{"endpoint": e, "p99_ms": rows[e]["p99_ms"], "pass": rows[e]["p99_ms"] <= GOAL_P99_MS}
              for e in ("versions", "download")]

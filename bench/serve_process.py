@@ -4,12 +4,16 @@ and the PostgreSQL admin connection that creates and drops the benchmark's datab
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,38 @@ async def pg_admin(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+@contextmanager
+def benchmark_database(db: str, tmp: Path) -> Iterator[str]:
+    """A fresh migrated database: its own PostgreSQL database (dropped after), or a SQLite file in ``tmp``."""
+    import migrations
+
+    name = f"terrakube_bench_{uuid.uuid4().hex[:12]}"
+    postgres = db == "postgresql"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}" if postgres else f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    if postgres:
+        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        if postgres:
+            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def serving(url: str, key: str, tmp: Path, *, show_log: bool = False, **options: Any) -> Iterator[int]:
+    """``start_server`` for the block's length (its port); on a failure the server log's tail is printed."""
+    proc, port = start_server(url, key, tmp, show_log=show_log, **options)
+    try:
+        yield port
+    except BaseException:
+        if not show_log:
+            print(f"server log tail:\n{tail(tmp / 'server.log')}", file=sys.stderr)
+        raise
+    finally:
+        stop_server(proc)
 
 
 def free_port() -> int:
