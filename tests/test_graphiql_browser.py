@@ -145,6 +145,16 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
             proc.wait(timeout=10)
 
 
+def type_into(browser: DevTools, selector: str, initial: str, value: str) -> None:
+    """Replaces an editor's content once GraphiQL has put its initial content (containing ``initial``) there."""
+    editor = EDITOR.format(selector=repr(selector))
+    browser.wait_for(f"the initial content of {selector}",
+                     lambda: initial in (browser.evaluate(f"{editor}.getValue()") or ""))
+    browser.evaluate(f"{editor}.setValue({json.dumps(value)})")
+    browser.wait_for(f"{selector} to keep what was typed",
+                     lambda: browser.evaluate(f"{editor}.getValue()") == value)
+
+
 def test_served_page_uses_local_assets(server: Api) -> None:
     require_local_assets()
     base = server.server.base_url
@@ -174,9 +184,11 @@ def test_subscription_streams_into_graphiql(server: Api, browser: DevTools, tmp_
         f" && !!document.querySelector({HEADERS_EDITOR!r})"))
 
     # What a user does: the token into the headers editor, the subscription into the query editor, Run.
+    # GraphiQL fills each editor with its initial content in an effect after the editor exists; typing
+    # before that is overwritten, so each edit waits for the initial content first (as a user would see it).
     headers = json.dumps({"Authorization": f"Bearer {api.token}"}, indent=2)
-    browser.evaluate(f"{EDITOR.format(selector=repr(HEADERS_EDITOR))}.setValue({json.dumps(headers)})")
-    browser.evaluate(f"{EDITOR.format(selector=repr(QUERY_EDITOR))}.setValue({json.dumps(SUBSCRIPTION.format(ws=ws))})")
+    type_into(browser, HEADERS_EDITOR, '"Bearer "', headers)
+    type_into(browser, QUERY_EDITOR, "Terrakube's GraphQL API", SUBSCRIPTION.format(ws=ws))
     browser.evaluate("document.querySelector('.graphiql-execute-button').click()")
 
     # The websocket sent the headers editor's content as connection_init, then the subscription.
