@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = 4
     step_timeout_seconds: int = 6 * 3600
     # A running step's worker reports every heartbeat_seconds; silent for heartbeat_ttl_seconds
-    # means lost. The sweep (the safety net behind event-driven dispatch) runs every sweep_seconds.
+    # means lost. The sweep (the safety net behind event-driven dispatch) runs every sweep_seconds
+    # (the arq worker rounds it down to a divisor of a minute, or of an hour from 60 s up).
     heartbeat_seconds: float = 5.0
     heartbeat_ttl_seconds: float = 45.0
     sweep_seconds: float = 10.0

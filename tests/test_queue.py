@@ -17,7 +17,7 @@ import pytest
 
 from settings import Settings
 from tests.services import REDIS_HOST, REDIS_PORT, REDIS_URL, require
-from workers.arq_worker import build_worker
+from workers.arq_worker import build_worker, sweep_schedule
 from workers.keys import ping_job_id, queue_name
 from workers.queue import ArqQueue, InProcessQueue, JobQueue
 
@@ -182,3 +182,18 @@ async def test_terrakube_worker_process_consumes_the_queue(tmp_path: Path) -> No
             await delete_redis_keys(queue, prefix, [job_id])
         finally:
             await queue.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "schedule"),
+    [
+        (10, {"second": {0, 10, 20, 30, 40, 50}}),
+        (45, {"second": {0, 30}}),  # 45 does not divide a minute: 30 keeps the gaps equal
+        (0.2, {"second": set(range(60))}),
+        (60, {"second": {0}, "minute": set(range(60))}),
+        (600, {"second": {0}, "minute": {0, 10, 20, 30, 40, 50}}),
+        (7 * 3600, {"second": {0}, "minute": {0}}),
+    ],
+)
+def test_sweep_schedule_keeps_equal_gaps(seconds: float, schedule: dict[str, set[int]]) -> None:
+    assert sweep_schedule(seconds) == schedule

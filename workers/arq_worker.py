@@ -13,6 +13,20 @@ from workers.functions import FUNCTIONS
 from workers.keys import queue_name
 
 
+def sweep_schedule(seconds: float) -> dict[str, set[int]]:
+    """arq cron fields that run the sweep every ``seconds``, rounded down to a divisor of a minute
+    (or, from a minute up, of an hour): cron fields repeat each minute/hour, so any other interval
+    would come out uneven (45 s would give gaps of 45 s and 15 s)."""
+    every = max(1, int(seconds))
+    if every < 60:
+        return {"second": set(range(0, 60, _divisor_at_most(60, every)))}
+    return {"second": {0}, "minute": set(range(0, 60, _divisor_at_most(60, every // 60)))}
+
+
+def _divisor_at_most(whole: int, limit: int) -> int:
+    return max(d for d in range(1, min(limit, whole) + 1) if whole % d == 0)
+
+
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
     redis = RedisSettings.from_dsn(settings.redis_url)
 
@@ -30,12 +44,11 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
         func(fn, name=name, max_tries=1, timeout=step_timeout if name in ("run_step", "run_hook") else 600)
         for name, fn in FUNCTIONS.items()
     ]
-    every = max(1, int(settings.sweep_seconds))
     options: dict[str, Any] = {
         "functions": functions,
         "cron_jobs": [
-            cron(FUNCTIONS["sweep"], name=f"{settings.redis_prefix}:sweep", second=set(range(0, 60, every)), run_at_startup=True,
-                 unique=True, max_tries=1, timeout=120)
+            cron(FUNCTIONS["sweep"], name=f"{settings.redis_prefix}:sweep", run_at_startup=True, unique=True,
+                 max_tries=1, timeout=120, **sweep_schedule(settings.sweep_seconds))
         ],
         "redis_settings": redis,
         "queue_name": queue_name(settings.redis_prefix),
