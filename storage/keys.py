@@ -14,8 +14,11 @@ __all__ = [
     "config_key",
     "log_key",
     "module_archive_key",
+    "module_prefix",
+    "organization_prefixes",
     "plan_key",
     "provider_file_key",
+    "provider_prefix",
     "state_key",
     "workspace_prefixes",
 ]
@@ -70,3 +73,24 @@ def workspace_prefixes(org: Part, workspace: Part) -> list[str]:
         validate_prefix(_key(kind, org, workspace) + "/", allow_empty=False)
         for kind in ("state", "plans", "config")
     ]
+
+
+def _prefix(*parts: Part) -> str:
+    # The trailing '/' is what keeps 'acme' from matching the objects of 'acme-2'.
+    return validate_prefix(_key(*parts) + "/", allow_empty=False)
+
+
+def organization_prefixes(org: Part) -> list[str]:
+    """Prefixes holding every object of an organization: its workspaces' state, plans and
+    configurations, its jobs' logs and its registry archives and provider files."""
+    return [_prefix(kind, org) for kind in ("state", "plans", "logs", "config", "registry")]
+
+
+def module_prefix(org: Part, name: Part, provider: Part) -> str:
+    """The prefix of one module's archives (every version and build)."""
+    return _prefix("registry", org, "modules", name, provider)
+
+
+def provider_prefix(org: Part, name: Part) -> str:
+    """The prefix of one provider's files (every version: zips, SHA256SUMS, signatures)."""
+    return _prefix("registry", org, "providers", name)
