@@ -1,37 +1,65 @@
-"""Orphaned state blobs: objects under ``state/`` that no state version row names.
+"""Orphaned blobs: objects of the key layout that no row names.
 
-A state write stores its blob first and records its row second (so a row always names a
-complete blob); a process that dies in between leaves the blob behind, and so does a failed
-write whose blob could not be deleted. The sweep removes such blobs once they have been
-orphans for ``older_than``, which leaves writes in progress (blob stored, row not yet
-committed) alone.
+A write stores its blob first and records its row second (so a row always names a complete
+blob); a process that dies in between leaves the blob behind, and so does a failed write whose
+blob could not be deleted, or a deletion (of a workspace, organization, module or provider)
+whose rows were removed but whose objects could not be. The sweep removes such blobs once they
+have been orphans for ``older_than``, which leaves writes in progress (blob stored, row not yet
+committed) alone. Only the folders of the layout are looked at (``state/``, ``plans/``,
+``logs/``, ``config/``, ``registry/``): anything else in a bucket is not ours to delete.
 
 The `BlobStore` protocol reports no modification times, so age is measured from the first
 sweep that saw a blob without a row: an orphan is deleted after it was seen as one for
 ``older_than``. That makes the sweep safe whatever the backend's clock, at the price of a
 per-process memory of candidates (lost on restart, which only delays a deletion).
+
+`delete_unrecorded` is the deletions' own cleanup: right after the rows are gone it removes
+what they named and whatever else lies under the deleted thing's prefixes, except objects a
+remaining row still names (keys are built from names, and a name can be reused after a rename).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import col, select
 
-from domain.models import StateVersion
+from domain.models import (
+    ConfigurationVersion,
+    ModuleVersion,
+    ProviderPlatform,
+    ProviderVersion,
+    StateVersion,
+    Step,
+)
 from domain.models.types import utcnow
 from domain.services import Platform, reading
 from storage import BlobStore
 
-__all__ = ["find_orphans", "sweep_orphans"]
+__all__ = ["delete_unrecorded", "find_orphans", "sweep_orphans"]
 
 log = logging.getLogger("terrakube.orphans")
 
-PREFIX = "state/"
+# The columns that name the objects of each top-level folder of the key layout
+# (storage/keys.py): a key is recorded when one of its folder's columns holds it.
+RECORDED_BY: dict[str, tuple[Any, ...]] = {
+    "state/": (StateVersion.blob_key,),
+    "plans/": (Step.plan_key,),
+    "logs/": (Step.log_key,),
+    "config/": (ConfigurationVersion.blob_key,),
+    "registry/": (
+        ModuleVersion.archive_key,
+        ProviderPlatform.blob_key,
+        ProviderVersion.shasums_key,
+        ProviderVersion.signature_key,
+    ),
+}
 # Keys checked against the database per statement (well under every driver's parameter limit).
 BATCH = 500
 DEFAULT_OLDER_THAN = timedelta(minutes=60)
@@ -57,32 +85,53 @@ def _ledger(store: BlobStore) -> _Ledger:
     return ledger
 
 
+def _folder(key: str) -> str:
+    return key.split("/", 1)[0] + "/"
+
+
 async def _unrecorded(platform: Platform, keys: Sequence[str]) -> list[str]:
-    """The keys among ``keys`` that no state version row names."""
+    """The keys among ``keys`` that no row names. Keys outside the layout's folders count as
+    recorded: nothing tells whose they are, so they are never deleted."""
     if not keys:
         return []
-    query = select(StateVersion.blob_key).where(col(StateVersion.blob_key).in_(list(keys)))
+    by_folder: dict[str, list[str]] = {}
+    for key in keys:
+        by_folder.setdefault(_folder(key), []).append(key)
+    recorded: set[str] = set()
     async with reading(platform) as session:
-        recorded = set((await session.exec(query)).all())
+        for folder, some in by_folder.items():
+            columns = RECORDED_BY.get(folder)
+            if columns is None:
+                recorded.update(some)
+                continue
+            for column in columns:
+                recorded.update((await session.exec(select(column).where(col(column).in_(some)))).all())
     return [key for key in keys if key not in recorded]
+
+
+async def _unrecorded_under(platform: Platform, prefix: str) -> AsyncIterator[list[str]]:
+    """The unrecorded keys under ``prefix``, a batch at a time: the listing streams page by
+    page and rows are looked up per batch, so neither the bucket's size nor a table's is ever
+    held whole."""
+    batch: list[str] = []
+    async for info in platform.blobs.list(prefix):
+        batch.append(info.key)
+        if len(batch) >= BATCH:
+            yield await _unrecorded(platform, batch)
+            batch = []
+    yield await _unrecorded(platform, batch)
 
 
 async def find_orphans(
     platform: Platform, older_than: timedelta = DEFAULT_OLDER_THAN, *, now: datetime | None = None
 ) -> list[str]:
-    """State blobs without a row that have been seen as such for at least ``older_than``."""
+    """Blobs without a row that have been seen as such for at least ``older_than``."""
     now = now or utcnow()
     ledger = _ledger(platform.blobs)
     candidates: list[str] = []
-    batch: list[str] = []
-    # The listing streams page by page; rows are looked up per batch, so neither the bucket's
-    # size nor the table's is ever held whole.
-    async for info in platform.blobs.list(PREFIX):
-        batch.append(info.key)
-        if len(batch) >= BATCH:
-            candidates += await _unrecorded(platform, batch)
-            batch = []
-    candidates += await _unrecorded(platform, batch)
+    for prefix in RECORDED_BY:
+        async for unrecorded in _unrecorded_under(platform, prefix):
+            candidates += unrecorded
     # Keys that got a row (or vanished) since the last sweep are no longer candidates.
     ledger.first_seen = {key: ledger.first_seen.get(key, now) for key in candidates}
     return [key for key in candidates if now - ledger.first_seen[key] >= older_than]
@@ -95,7 +144,7 @@ async def sweep_orphans(
     every: timedelta = DEFAULT_EVERY,
     now: datetime | None = None,
 ) -> int:
-    """Delete orphaned state blobs; returns how many. Never raises: it is a safety net that
+    """Delete orphaned blobs; returns how many. Never raises: it is a safety net that
     runs beside the job sweep, and a storage hiccup must not stop that one."""
     now = now or utcnow()
     ledger = _ledger(platform.blobs)
@@ -111,8 +160,64 @@ async def sweep_orphans(
             ledger.first_seen.pop(key, None)
             removed += 1
     except Exception:
-        log.warning("sweeping orphaned state blobs failed (removed %d so far)", removed, exc_info=True)
+        log.warning("sweeping orphaned blobs failed (removed %d so far)", removed, exc_info=True)
         return removed
     if removed:
-        log.info("removed %d orphaned state blob(s) older than %s", removed, older_than)
+        log.info("removed %d orphaned blob(s) older than %s", removed, older_than)
     return removed
+
+
+
+# Deletes in flight at once: a large organization's objects go in reasonable time without
+# flooding the store (the order of the backends' own delete_prefix).
+DELETE_CONCURRENCY = 8
+
+
+async def _unrecorded_of(platform: Platform, keys: Sequence[str]) -> AsyncIterator[list[str]]:
+    for start in range(0, len(keys), BATCH):
+        yield await _unrecorded(platform, keys[start : start + BATCH])
+
+
+async def _delete_keys(platform: Platform, keys: Sequence[str]) -> list[BaseException]:
+    """Delete ``keys`` a few at a time; returns the failures."""
+    gate = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+    async def one(key: str) -> BaseException | None:
+        async with gate:
+            try:
+                await platform.blobs.delete(key)
+            except Exception as exc:
+                return exc
+            return None
+
+    return [exc for exc in await asyncio.gather(*(one(k) for k in keys)) if exc is not None]
+
+
+async def _remove(platform: Platform, where: str, batches: AsyncIterator[list[str]]) -> None:
+    failures: list[BaseException] = []
+    try:
+        async for batch in batches:
+            failures += await _delete_keys(platform, batch)
+    except Exception:
+        log.warning("deleting the objects of %s failed", where, exc_info=True)
+        return
+    if failures:
+        # One line for a store that is down, not one per object.
+        log.warning("deleting %d object(s) of %s failed", len(failures), where, exc_info=failures[0])
+
+
+async def delete_unrecorded(platform: Platform, prefixes: Sequence[str], keys: Iterable[str | None] = ()) -> None:
+    """Remove a deleted thing's objects; call it after its rows were deleted and committed.
+
+    Removes ``keys`` (what its rows named, e.g. objects written under a name it had before a
+    rename) and everything under ``prefixes`` (also what no row named, like the leftovers of a
+    failed write), except any object that a remaining row still names. Never raises: the
+    deletion the user asked for has happened, and whatever could not be removed here is an
+    orphan that `sweep_orphans` removes later; failures are logged for an operator."""
+    if platform.store is None:
+        return
+    named = sorted({key for key in keys if key})
+    if named:
+        await _remove(platform, "the deleted rows", _unrecorded_of(platform, named))
+    for prefix in prefixes:
+        await _remove(platform, prefix, _unrecorded_under(platform, prefix))
