@@ -41,10 +41,11 @@ from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
 from domain.services.lookups import children_by_parent, organization_named, require_reader
+from domain.services.orphans import delete_unrecorded
 from domain.services.workspaces import GIT_SOURCE_RE
 from domain.validation import check_text
 from storage import BlobNotFound
-from storage.keys import module_archive_key
+from storage.keys import module_archive_key, module_prefix
 
 log = logging.getLogger("terrakube.modules")
 
@@ -397,15 +398,18 @@ async def update_module(
 
 
 async def delete_module(platform: Platform, actor: Actor, module_id: uuid.UUID) -> uuid.UUID:
-    await _editable(platform, actor, module_id)
+    _, org = await _editable(platform, actor, module_id)
     async with unit_of_work(platform, "the module changed concurrently") as session:
         row = await session.get(Module, module_id, with_for_update=True)
         if row is None:
             raise NotFound("module not found")
         keys = list((await session.exec(select(ModuleVersion.archive_key).where(ModuleVersion.module_id == row.id))).all())
+        prefix = module_prefix(org.name, row.name, row.provider)
         await session.delete(row)
-    # Archives go after their rows: a failure leaves an orphan, never a row without its archive.
-    await _delete_blobs(platform, keys)
+    # Archives go after their rows: a failure leaves an orphan (logged, removed by the orphan
+    # sweep), never a row without its archive. The prefix also takes what no row named, such
+    # as the archives of a build whose recording failed.
+    await delete_unrecorded(platform, [prefix], keys)
     return module_id
 
 

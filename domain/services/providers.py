@@ -37,9 +37,10 @@ from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
 from domain.services.lookups import children_by_parent, organization_named, require_reader
+from domain.services.orphans import delete_unrecorded
 from domain.validation import check_text
 from storage import BlobNotFound
-from storage.keys import provider_file_key
+from storage.keys import provider_file_key, provider_prefix
 
 log = logging.getLogger("terrakube.providers")
 
@@ -206,8 +207,13 @@ async def delete_provider(platform: Platform, actor: Actor, provider_id: uuid.UU
                     )
                 )
             ).all()
+        org = await session.get(Organization, provider.organization_id)
+        prefixes = [provider_prefix(org.name, provider.name)] if org else []
         await session.delete(provider)
-    await _delete_blobs(platform, keys)
+    # Files go after their rows: a failure leaves an orphan (logged, removed by the orphan
+    # sweep), never a row without its file. The prefix also takes what no row named, such as
+    # a zip whose recording failed.
+    await delete_unrecorded(platform, prefixes, keys)
     return provider_id
 
 
