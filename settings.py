@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values people copy from examples; a production server must never run with one of them.
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "changethis", "secret", "password", "terrakube", "placeholder"}
 )
 MIN_SECRET_LENGTH = 32
+# An entry of TERRAKUBE_EXECUTOR_PASS_ENV: a variable name, or a prefix ending in `*`.
+_PASS_ENV_ENTRY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?|\*")
 
 
 class Mode(StrEnum):
@@ -101,6 +105,11 @@ class Settings(BaseSettings):
     # Where the executor finds terraform and keeps its scratch directories.
     terraform_bin: str = "terraform"
     work_dir: Path | None = None
+    # Variables of the worker's environment that terraform and users' scripts also get, beyond
+    # the executor's short allow-list (PATH, HOME, locale, proxies, CAs): comma-separated names,
+    # `PREFIX*` for prefixes. Everything else stays out: it may be the platform's own credentials.
+    # NoDecode: a comma-separated string, not the JSON list pydantic-settings expects by default.
+    executor_pass_env: Annotated[list[str], NoDecode] = Field(default_factory=list)
     database_pool_size: int = 10
     # One line per HTTP request on stdout (method, path without query, status, duration, request id).
     access_log: bool = True
@@ -119,6 +128,20 @@ class Settings(BaseSettings):
     # HTTPS for `serve`/`up` (the --tls-cert/--tls-key flags set them too).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+
+    @field_validator("executor_pass_env", mode="before")
+    @classmethod
+    def _split_pass_env(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("executor_pass_env")
+    @classmethod
+    def _check_pass_env(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            check_pass_env_entry(entry)
+        return entries
 
     @model_validator(mode="after")
     def _production_requirements(self) -> Settings:
@@ -152,6 +175,23 @@ class Settings(BaseSettings):
     @property
     def effective_storage_path(self) -> Path:
         return self.storage_local_path or (self.data_dir / "storage")
+
+
+def check_pass_env_entry(entry: str) -> None:
+    """Refuse an entry of the executor's pass-list that is malformed or could reach the worker's
+    own settings: TERRAKUBE_ variables hold the secret key and the database URL, and a user's
+    script could print them. Read in any case by pydantic-settings, so compared upper-cased."""
+    if not _PASS_ENV_ENTRY.fullmatch(entry):
+        raise ValueError(
+            f"TERRAKUBE_EXECUTOR_PASS_ENV: {entry!r} is neither a variable name nor a prefix ending in '*'"
+        )
+    upper = entry.upper()
+    prefix = upper.removesuffix("*") if upper.endswith("*") else None
+    if upper.startswith("TERRAKUBE_") or (prefix is not None and "TERRAKUBE_".startswith(prefix)):
+        raise ValueError(
+            f"TERRAKUBE_EXECUTOR_PASS_ENV: {entry!r} would pass the worker's own TERRAKUBE_ settings "
+            "(secret key, database URL) to users' runs; they can never be passed"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -114,6 +114,7 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
         ignore_error=bool(getattr(entry, "ignore_error", False)),
         timeout=float(rt.settings.step_timeout_seconds),
         terraform_bin=rt.settings.terraform_bin,
+        pass_env=list(rt.settings.executor_pass_env),
     )
     return spec, org.name
 

@@ -76,6 +76,9 @@ class StepSpec:
     terraform_bin: str = "terraform"
     plugin_cache_dir: Path | None = None  # shared TF_PLUGIN_CACHE_DIR, if the worker has one
     base_env: dict[str, str] | None = None  # the env to start from instead of os.environ
+    # More of the worker's environment for terraform and scripts than the executor's allow-list:
+    # names, or prefixes ending in `*` (TERRAKUBE_EXECUTOR_PASS_ENV).
+    pass_env: list[str] = field(default_factory=list)
     max_config_bytes: int = 512 << 20
     grace: float = 5.0  # seconds between SIGINT and SIGKILL on cancel/timeout
     # `terraform output -json` after apply/destroy costs a process and a state read; only
@@ -168,7 +171,7 @@ class _Step:
         cli_config = write_cli_config(spec.work_root / "terraform.rc", spec.registry_host, spec.job_token)
         if spec.plugin_cache_dir is not None:
             spec.plugin_cache_dir.mkdir(parents=True, exist_ok=True)
-        base = inherited_environment(spec.base_env)
+        base = inherited_environment(spec.base_env, spec.pass_env)
         if os.sep in spec.terraform_bin:  # scripts calling `terraform` get the same binary
             bin_dir = str(Path(spec.terraform_bin).resolve().parent)
             base["PATH"] = bin_dir + os.pathsep + base.get("PATH", os.defpath)

@@ -18,15 +18,60 @@ PLAN_FILE = "plan.tfplan"
 # Applied last, over the user's ENV variables: without them terraform may phone home, wait for
 # input nobody can give, or read a CLI config that is not ours.
 _ENFORCED = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "TF_INPUT": "0"}
-# The worker's own settings (database URL, secret key) and terraform settings meant for the
-# worker's machine (TF_CLI_CONFIG_FILE, TF_DATA_DIR, TF_LOG...) must not leak into a user's run.
-_STRIPPED_PREFIXES = ("TERRAKUBE_", "TF_")
+
+# What terraform, providers and scripts start from: only what a process needs to run on this
+# machine, never what authenticates anything. The worker's environment also holds the platform's
+# own credentials (its blob storage's AWS_*/AZURE_*/GOOGLE_* variables, PGPASSWORD, REDIS_URL...)
+# and a user's script can print its environment into the job log, so anything else must be asked
+# for by name (TERRAKUBE_EXECUTOR_PASS_ENV). Kept on purpose:
+#   PATH                  - finding terraform, bash, python, git and the tools scripts call
+#   HOME, USER, LOGNAME   - who runs: git, ssh and many CLIs refuse to start without them
+#   SHELL, TERM           - what scripts and the tools they call expect of their session
+#   LANG, LANGUAGE, LC_*  - the locale: output encoding of terraform and scripts
+#   TZ, TMPDIR            - the machine's time zone and the place for temporary files
+#   [http|https|no|all]_proxy, both cases - the machine's way out (libcurl, Go and Python read
+#                           either case); a proxy URL may hold the proxy's password, but without
+#                           it no provider or module download gets out
+#   SSL_CERT_FILE, SSL_CERT_DIR - the machine's CAs (and `up --self-signed`'s certificate), so
+#                           terraform trusts the platform's own state backend and registry
+# TF_* (TF_LOG, TF_DATA_DIR, TF_CLI_CONFIG_FILE...) configure the worker's own terraform and are
+# dropped like the rest; terraform_environment sets the ones a run needs.
+_PROXY_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+BASE_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+     "SSL_CERT_FILE", "SSL_CERT_DIR"}
+    | set(_PROXY_NAMES)
+    | {name.lower() for name in _PROXY_NAMES}
+)
+BASE_PREFIXES = ("LC_",)
+# The worker's own settings (database URL, secret key): never passed, whatever the pass-list says.
+# Upper-cased before the test because pydantic-settings reads them in any case.
+NEVER_PASSED_PREFIX = "TERRAKUBE_"
 
 
-def inherited_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The worker's environment minus what must not reach terraform or scripts."""
+def _passed(name: str, pass_env: Sequence[str]) -> bool:
+    """Whether ``name`` is on the operator's pass-list: an exact name, or ``PREFIX*``."""
+    for pattern in pass_env:
+        if pattern.endswith("*"):
+            if name.startswith(pattern[:-1]):
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
+def inherited(name: str, pass_env: Sequence[str] = ()) -> bool:
+    """Whether the worker's variable ``name`` may reach terraform and scripts."""
+    if name.upper().startswith(NEVER_PASSED_PREFIX):
+        return False
+    return name in BASE_NAMES or name.startswith(BASE_PREFIXES) or _passed(name, pass_env)
+
+
+def inherited_environment(source: Mapping[str, str] | None = None, pass_env: Sequence[str] = ()) -> dict[str, str]:
+    """The part of the worker's environment terraform and scripts may see: the allow-list above
+    plus the operator's ``pass_env`` (names, or prefixes ending in ``*``)."""
     env = os.environ if source is None else source
-    return {key: value for key, value in env.items() if not key.upper().startswith(_STRIPPED_PREFIXES)}
+    return {key: value for key, value in env.items() if inherited(key, pass_env)}
 
 
 def terraform_environment(
