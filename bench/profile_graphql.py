@@ -20,7 +20,6 @@ import secrets
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -252,23 +251,13 @@ def main() -> None:
     args = ap.parse_args()
     key = secrets.token_urlsafe(36)
 
-    import migrations
+    from bench.serve_process import benchmark_database
 
     with tempfile.TemporaryDirectory(prefix="terrakube-prof-") as tmpdir:
         tmp = Path(tmpdir)
-        dbname = f"terrakube_bench_{uuid.uuid4().hex[:12]}"
-        if args.db == "postgresql":
-            url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
-            asyncio.run(bench.pg_admin(f'CREATE DATABASE "{dbname}"'))
-        else:
-            url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-        try:
-            migrations.upgrade(url)
+        with benchmark_database(args.db, tmp) as url:
             token = asyncio.run(bench.seed(url, key))
             asyncio.run(profile(url, key, token, tmp, args))
-        finally:
-            if args.db == "postgresql":
-                asyncio.run(bench.pg_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
