@@ -15,6 +15,7 @@ from graph.schema.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from graph.schema.execution import FastLeafExecutionContext
 from graph.schema.extensions import PublicErrors
 from graph.schema.job_operations import JobMutation, JobQuery
 from graph.schema.mutation import Mutation as CoreMutation
@@ -40,6 +41,8 @@ def build_schema() -> Schema:
         types=[ValidationError, NotFoundError, PermissionDeniedError, ConflictError],
         # Parsing and validating the same documents again and again is pure waste.
         extensions=[PublicErrors, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)],
+        # Plain scalar and enum fields skip graphql-core's per-field machinery (~4,100 fields a page).
+        execution_context_class=FastLeafExecutionContext,
     )
 
 
