@@ -86,6 +86,11 @@ def organization_prefixes(org: Part) -> list[str]:
     return [_prefix(kind, org) for kind in ("state", "plans", "logs", "config", "registry")]
 
 
+def job_log_prefix(org: Part, job: Part) -> str:
+    """The prefix of one job's step logs."""
+    return _prefix("logs", org, job)
+
+
 def module_prefix(org: Part, name: Part, provider: Part) -> str:
     """The prefix of one module's archives (every version and build)."""
     return _prefix("registry", org, "modules", name, provider)

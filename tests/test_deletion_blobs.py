@@ -199,6 +199,44 @@ async def test_an_organization_never_deletes_objects_another_one_still_names(
     assert b"".join([c async for c in current[1]]) == state_doc(1)
 
 
+async def _workspace_keys(platform: Platform, org: str, ws: str) -> list[str]:
+    prefixes = keys.workspace_prefixes(org, ws)
+    found = [info.key for prefix in prefixes async for info in platform.blobs.list(prefix)]
+    return found + [info.key async for info in platform.blobs.list(f"logs/{org}/")]
+
+
+async def test_deleting_a_workspace_keeps_the_objects_of_the_one_renamed_away_from_its_name(
+    platform: Platform, unique: str
+) -> None:
+    # `ws` wrote under its name, then was renamed to `ws-old`; a new `ws` writes and is deleted:
+    # its own objects (and its leftovers) go, `ws-old`'s stay readable; objects `ws-old` wrote
+    # before its rename go when `ws-old` itself is deleted.
+    await _org(platform, unique)
+    await _workspace_objects(platform, unique, "ws")
+    renamed = await ws_service.get_workspace(platform, ADMIN, unique, "ws")
+    assert renamed is not None
+    await ws_service.update_workspace(platform, ADMIN, renamed.id, ws_service.WorkspaceUpdate(name="ws-old"))
+    kept = await _workspace_keys(platform, unique, "ws")
+    assert _kinds(kept) == ALL_KINDS
+
+    await _workspace_objects(platform, unique, "ws")
+    reused = await ws_service.get_workspace(platform, ADMIN, unique, "ws")
+    assert reused is not None
+    stray = keys.state_key(unique, "ws", new_id())  # unrecorded: goes with the new workspace
+    await platform.blobs.put_bytes(stray, b"{}")
+    assert len(await _workspace_keys(platform, unique, "ws")) == 2 * len(kept) + 1
+
+    await ws_service.delete_workspace(platform, ADMIN, reused.id)
+
+    assert sorted(await _workspace_keys(platform, unique, "ws")) == sorted(kept)
+    current = await state_service.read_current_state(platform, ADMIN, unique, "ws-old")
+    assert current is not None
+    assert b"".join([c async for c in current[1]]) == state_doc(1)
+
+    await ws_service.delete_workspace(platform, ADMIN, renamed.id)
+    assert await _keys(platform, unique) == []
+
+
 @needs_gpg
 async def test_deleting_a_module_or_provider_removes_its_prefix_and_only_its(
     platform: Platform, unique: str, tmp_path: Path

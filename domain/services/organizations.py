@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from sqlmodel import SQLModel, col, or_, select
+from sqlmodel import SQLModel, col, select
 
 from domain.access import Actor
 from domain.default_templates import DEFAULT_TEMPLATES
@@ -29,7 +28,7 @@ from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.services import Platform, reading, unit_of_work
 from domain.services.lookups import organization_named
-from domain.services.orphans import delete_unrecorded
+from domain.services.orphans import Owned, delete_unrecorded, keys_outside
 from domain.validation import check_name, check_text
 from storage.keys import organization_prefixes
 
@@ -97,7 +96,7 @@ async def delete_organization(platform: Platform, actor: Actor, org_id: uuid.UUI
         if org is None:
             raise NotFound("organization not found")
         prefixes = organization_prefixes(org.name)
-        renamed = await _keys_outside(session, org.id, prefixes)
+        renamed = await keys_outside(session, ORGANIZATION_KEYS, org.id, prefixes)
         await session.delete(org)
     # Objects go after their rows: a failure here leaves orphans (removed by the orphan sweep),
     # never a row pointing at nothing; it is logged, and the deletion stands.
@@ -105,32 +104,17 @@ async def delete_organization(platform: Platform, actor: Actor, org_id: uuid.UUI
     return org_id
 
 
-async def _keys_outside(session: Any, org_id: uuid.UUID, prefixes: list[str]) -> list[str]:
-    """The organization's object keys that are not under ``prefixes``: keys embed the names
-    current at write time, so objects written before a rename of the organization (or of a
-    workspace, which keeps them under the same organization prefix) are only found through
-    their rows. Normally none, so this stays small whatever the organization's size."""
-    # (key column, the tables leading to the organization, the organization column)
-    owned: list[tuple[Any, tuple[Any, ...], Any]] = [
-        (StateVersion.blob_key, (Workspace,), Workspace.organization_id),
-        (ConfigurationVersion.blob_key, (Workspace,), Workspace.organization_id),
-        (Step.log_key, (Job,), Job.organization_id),
-        (Step.plan_key, (Job,), Job.organization_id),
-        (ModuleVersion.archive_key, (Module,), Module.organization_id),
-        (ProviderVersion.shasums_key, (Provider,), Provider.organization_id),
-        (ProviderVersion.signature_key, (Provider,), Provider.organization_id),
-        (ProviderPlatform.blob_key, (ProviderVersion, Provider), Provider.organization_id),
-    ]
-    keys: list[str] = []
-    for column, path, owner in owned:
-        query = select(column)
-        for table in path:
-            query = query.join(table)
-        # autoescape: '_' is allowed in names and would be a LIKE wildcard.
-        inside = or_(*(col(column).startswith(prefix, autoescape=True) for prefix in prefixes))
-        query = query.where(owner == org_id, col(column).is_not(None), ~inside)
-        keys += [key for key in (await session.exec(query)).all() if key]
-    return keys
+# Where an organization's objects are named: (key column, tables leading to the organization, its column).
+ORGANIZATION_KEYS = (
+    Owned(StateVersion.blob_key, (Workspace,), Workspace.organization_id),
+    Owned(ConfigurationVersion.blob_key, (Workspace,), Workspace.organization_id),
+    Owned(Step.log_key, (Job,), Job.organization_id),
+    Owned(Step.plan_key, (Job,), Job.organization_id),
+    Owned(ModuleVersion.archive_key, (Module,), Module.organization_id),
+    Owned(ProviderVersion.shasums_key, (Provider,), Provider.organization_id),
+    Owned(ProviderVersion.signature_key, (Provider,), Provider.organization_id),
+    Owned(ProviderPlatform.blob_key, (ProviderVersion, Provider), Provider.organization_id),
+)
 
 
 async def get_organization(platform: Platform, actor: Actor, name: str) -> Organization | None:

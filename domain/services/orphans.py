@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.models import (
     ConfigurationVersion,
@@ -42,7 +43,7 @@ from domain.models.types import utcnow
 from domain.services import Platform, reading
 from storage import BlobStore
 
-__all__ = ["delete_unrecorded", "find_orphans", "sweep_orphans"]
+__all__ = ["Owned", "delete_unrecorded", "find_orphans", "keys_outside", "sweep_orphans"]
 
 log = logging.getLogger("terrakube.orphans")
 
@@ -204,6 +205,32 @@ async def _remove(platform: Platform, where: str, batches: AsyncIterator[list[st
     if failures:
         # One line for a store that is down, not one per object.
         log.warning("deleting %d object(s) of %s failed", len(failures), where, exc_info=failures[0])
+
+
+@dataclass(frozen=True)
+class Owned:
+    """Keys in ``column`` whose row belongs to an owner: ``path`` joins from the column's
+    table to the table of ``owner`` (the owner's id column)."""
+
+    column: Any
+    path: tuple[Any, ...]
+    owner: Any
+
+
+async def keys_outside(session: AsyncSession, owned: Sequence[Owned], owner_id: Any, prefixes: Sequence[str]) -> list[str]:
+    """An owner's object keys that are not under ``prefixes``. Keys embed the names current at
+    write time, so objects written before a rename (of an organization or a workspace) are only
+    found through their rows. Normally none, so this stays small whatever the owner's size."""
+    keys: list[str] = []
+    for item in owned:
+        query = select(item.column)
+        for table in item.path:
+            query = query.join(table)
+        # autoescape: '_' is allowed in names and would be a LIKE wildcard.
+        inside = or_(*(col(item.column).startswith(prefix, autoescape=True) for prefix in prefixes))
+        query = query.where(item.owner == owner_id, col(item.column).is_not(None), ~inside)
+        keys += [key for key in (await session.exec(query)).all() if key]
+    return keys
 
 
 async def delete_unrecorded(platform: Platform, prefixes: Sequence[str], keys: Iterable[str | None] = ()) -> None:

@@ -12,14 +12,15 @@ from sqlmodel import SQLModel, select
 
 from domain.access import Actor
 from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.models import Job, Organization, Workspace
+from domain.models import ConfigurationVersion, Job, Organization, StateVersion, Step, Workspace
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
 from domain.services.lookups import ensure_name_free, organization_named
+from domain.services.orphans import Owned, delete_unrecorded, keys_outside
 from domain.validation import check_name, check_semver, check_text
-from storage.keys import workspace_prefixes
+from storage.keys import job_log_prefix, workspace_prefixes
 
 log = logging.getLogger("terrakube.workspaces")
 DEFAULT_TERRAFORM_VERSION = "1.11.4"
@@ -119,22 +120,29 @@ async def update_workspace(
     return ws
 
 
+# Where a workspace's objects are named: (key column, tables leading to the workspace, its column).
+WORKSPACE_KEYS = (
+    Owned(StateVersion.blob_key, (), StateVersion.workspace_id),
+    Owned(ConfigurationVersion.blob_key, (), ConfigurationVersion.workspace_id),
+    Owned(Step.log_key, (Job,), Job.workspace_id),
+    Owned(Step.plan_key, (Job,), Job.workspace_id),
+)
+
+
 async def delete_workspace(platform: Platform, actor: Actor, workspace_id: uuid.UUID) -> uuid.UUID:
     async with unit_of_work(platform, "workspace is in use") as session:
         ws = await _editable(session, actor, workspace_id)
         org = await session.get(Organization, ws.organization_id)
-        job_ids = list((await session.exec(select(Job.id).where(Job.workspace_id == ws.id))).all())
-        prefixes = workspace_prefixes(org.name, ws.name) if org else []
-        prefixes += [f"logs/{org.name}/{job_id}/" for job_id in job_ids] if org else []
+        prefixes: list[str] = []
+        if org is not None:
+            job_ids = (await session.exec(select(Job.id).where(Job.workspace_id == ws.id))).all()
+            prefixes = workspace_prefixes(org.name, ws.name) + [job_log_prefix(org.name, j) for j in job_ids]
+        renamed = await keys_outside(session, WORKSPACE_KEYS, ws.id, prefixes)
         await session.delete(ws)
-    # Objects go after their rows: a failure here leaves orphans (found by a sweep), never a
-    # row pointing at nothing.
-    if platform.store is not None:
-        for prefix in prefixes:
-            try:
-                await platform.store.delete_prefix(prefix)
-            except Exception:
-                log.warning("deleting objects under %s failed", prefix, exc_info=True)
+    # Objects go after their rows: a failure here leaves orphans (removed by the orphan sweep),
+    # never a row pointing at nothing. Objects another row still names stay: after a rename,
+    # a new workspace with the old name shares these prefixes with the renamed one's objects.
+    await delete_unrecorded(platform, prefixes, renamed)
     return workspace_id
 
 
