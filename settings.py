@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # `PREFIX*` for prefixes. Everything else stays out: it may be the platform's own credentials.
     # NoDecode: a comma-separated string, not the JSON list pydantic-settings expects by default.
     executor_pass_env: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Whether workspaces and modules may take their code from `file://` git sources, which read
+    # repositories on the machine that runs the API or the worker: any organization could read
+    # any repository there. Unset: allowed in embedded mode (one machine, its owner), refused in
+    # production.
+    allow_file_sources: bool | None = None
     database_pool_size: int = 10
     # One line per HTTP request on stdout (method, path without query, status, duration, request id).
     access_log: bool = True
@@ -167,6 +172,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'terrakube.db'}"
+
+    @property
+    def file_sources_allowed(self) -> bool:
+        if self.allow_file_sources is not None:
+            return self.allow_file_sources
+        return self.mode is Mode.embedded
 
     @property
     def effective_work_dir(self) -> Path:

@@ -84,6 +84,7 @@ async def open_platform(settings: Settings) -> Platform:
         admin_group=settings.admin_group,
         access_token_max_days=settings.access_token_max_days,
         store=store,
+        allow_file_sources=settings.file_sources_allowed,
     )
 
 

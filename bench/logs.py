@@ -87,6 +87,7 @@ def production_cluster(base: Path, concurrency: int, workers: int) -> Iterator[C
         "TERRAKUBE_DATA_DIR": str(base / "data"),
         "TERRAKUBE_STORAGE_LOCAL_PATH": str(base / "data" / "storage"),
         "TERRAKUBE_PUBLIC_URL": serve.base_url,
+        "TERRAKUBE_ALLOW_FILE_SOURCES": "true",  # the benchmark's code is a local repository
         "TERRAKUBE_WORKER_CONCURRENCY": str(concurrency),
         "CHECKPOINT_DISABLE": "1",
     }

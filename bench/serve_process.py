@@ -81,7 +81,7 @@ def start_server(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TERRAKUBE_")}
     full_env.update(TERRAKUBE_MODE="production", TERRAKUBE_DATABASE_URL=url, TERRAKUBE_SECRET_KEY=key,
                     TERRAKUBE_REDIS_URL="redis://127.0.0.1:6379/0", TERRAKUBE_DATA_DIR=str(tmp),
-                    TERRAKUBE_STORAGE_LOCAL_PATH=str(tmp / "storage"),
+                    TERRAKUBE_STORAGE_LOCAL_PATH=str(tmp / "storage"), TERRAKUBE_ALLOW_FILE_SOURCES="true",
                     TERRAKUBE_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:8]}", **(env or {}))
     out: Any = None if show_log else log.open("wb")
     cmd = [*(entry or [str(ROOT / ".venv/bin/terrakube")]), "serve", "--host", "127.0.0.1", "--port", str(port), *args]

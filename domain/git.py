@@ -10,6 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from domain.errors import ValidationFailed
+
+# The git sources code may come from: remote transports, and `file://` for repositories on the
+# platform's own machines (allowed or not by the platform's setting).
+GIT_SOURCE_RE = re.compile(r"^(https?://|ssh://|git://|file://|[\w.-]+@[\w.-]+:).+")
+FILE_SOURCES_OFF = (
+    "file:// sources are turned off on this platform: they would read repositories on its own machines "
+    "(an administrator can allow them with TERRAKUBE_ALLOW_FILE_SOURCES=true)"
+)
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
@@ -37,6 +46,19 @@ def redact(text: str, source: str) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def is_file_source(source: str) -> bool:
+    return source.startswith("file://")
+
+
+def check_git_source(source: str, *, allow_file: bool) -> None:
+    """A workspace's or module's ``source``: a git URL of an allowed kind (the length and the
+    text rules are the caller's)."""
+    if not GIT_SOURCE_RE.match(source) or any(c.isspace() for c in source):
+        raise ValidationFailed("source", "source must be a git URL (https://, ssh://, git@host:path or file://)")
+    if is_file_source(source) and not allow_file:
+        raise ValidationFailed("source", FILE_SOURCES_OFF)
 
 
 def git_env() -> dict[str, str]:

@@ -149,6 +149,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "TERRAKUBE_DATA_DIR": str(base / "data"),
         "TERRAKUBE_STORAGE_LOCAL_PATH": str(base / "data" / "storage"),
         "TERRAKUBE_PUBLIC_URL": serve.base_url,
+        "TERRAKUBE_ALLOW_FILE_SOURCES": "true",  # the tests' code lives in local repositories
         "TERRAKUBE_SWEEP_SECONDS": str(SWEEP_SECONDS),
         "TERRAKUBE_HEARTBEAT_SECONDS": "1",
         "TERRAKUBE_HEARTBEAT_TTL_SECONDS": str(HEARTBEAT_TTL),

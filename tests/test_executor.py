@@ -503,7 +503,7 @@ def test_step_log_masks_longest_first_and_reports_offsets(tmp_path: Path) -> Non
 
 
 async def test_checkout_of_a_commit_sha_and_a_folder(tmp_path: Path, repo: Repo) -> None:
-    code_dir, commit = await checkout_git(repo.url, repo.tag_sha, tmp_path / "c1", "/sub/")
+    code_dir, commit = await checkout_git(repo.url, repo.tag_sha, tmp_path / "c1", "/sub/", allow_file=True)
     assert commit == repo.tag_sha and (code_dir / "main.tf").read_text().startswith('output "where"')
 
 
@@ -514,12 +514,21 @@ async def test_checkout_of_a_commit_sha_and_a_folder(tmp_path: Path, repo: Repo)
         ("REPO", "main", "../..", "outside the repository"),
         ("REPO", "main", "missing", "does not exist"),
         ("https://user:s3cretTok@127.0.0.1:1/x.git", "main", "", "git clone failed"),
+        ("/srv/a/bare/path", "main", "", "source must be a git URL"),
+        ("--upload-pack=touch /tmp/x", "main", "", "source must be a git URL"),
     ],
 )
 async def test_checkout_errors(tmp_path: Path, repo: Repo, source: str, ref: str, folder: str, message: str) -> None:
     with pytest.raises(CheckoutError) as caught:
-        await checkout_git(repo.url if source == "REPO" else source, ref, tmp_path / "c", folder)
+        await checkout_git(repo.url if source == "REPO" else source, ref, tmp_path / "c", folder, allow_file=True)
     assert message in str(caught.value) and "s3cretTok" not in str(caught.value)
+
+
+async def test_checkout_refuses_a_file_source_the_platform_does_not_allow(tmp_path: Path, repo: Repo) -> None:
+    with pytest.raises(CheckoutError) as caught:
+        await checkout_git(repo.url, "main", tmp_path / "c", "", allow_file=False)
+    assert "TERRAKUBE_ALLOW_FILE_SOURCES" in str(caught.value)
+    assert not (tmp_path / "c").exists()
 
 
 def test_variables_file_refuses_a_key_that_would_inject_hcl(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
     commands = list(getattr(entry, "commands", ()) or ())
     imported = getattr(entry, "import_commands", None)
     if imported is not None:
-        commands = await _imported_commands(imported, root / "imported-commands")
+        commands = await _imported_commands(imported, root / "imported-commands", rt.settings.file_sources_allowed)
     token = rt.platform.signer.sign_job(
         job_id=job.id,
         workspace_id=ws.id,
@@ -115,17 +115,20 @@ async def build_spec(rt: Runtime, job: Job, step: Step, ws: Workspace, root: Pat
         timeout=float(rt.settings.step_timeout_seconds),
         terraform_bin=rt.settings.terraform_bin,
         pass_env=list(rt.settings.executor_pass_env),
+        allow_file_sources=rt.settings.file_sources_allowed,
     )
     return spec, org.name
 
 
-async def _imported_commands(imported: Any, dest: Path) -> list[Any]:
+async def _imported_commands(imported: Any, dest: Path, allow_file: bool) -> list[Any]:
     """Terrakube's ``importCommands``: the step's commands come from ``{folder}/commands.yaml``
     of another git repository (they replace the step's own, as in Terrakube)."""
     from domain.tcl import parse_commands
     from workers.executor.workdir import checkout_git
 
-    code_dir, _ = await checkout_git(imported.repository, imported.branch or "", dest, imported.folder)
+    code_dir, _ = await checkout_git(
+        imported.repository, imported.branch or "", dest, imported.folder, allow_file=allow_file
+    )
     path = code_dir / "commands.yaml"
     if not path.is_file():
         raise RuntimeError(f"importCommands: {imported.repository} has no {imported.folder.strip('/')}/commands.yaml")

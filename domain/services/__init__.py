@@ -27,6 +27,8 @@ class Platform:
     access_token_max_days: int = 365
     # Blob storage (state, plans, logs, archives); None only where a caller needs no blobs.
     store: BlobStore | None = None
+    # `file://` git sources (repositories on the platform's own machines) may be used.
+    allow_file_sources: bool = True
     # Remembered authentications and team lookups (None: every request asks the database).
     access_cache: AccessCache | None = None
 

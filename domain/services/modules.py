@@ -34,7 +34,7 @@ from domain import semver
 from domain.access import Actor
 from domain.effects import Enqueue
 from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.git import GitTimeout, redact, run_git
+from domain.git import FILE_SOURCES_OFF, GitTimeout, check_git_source, is_file_source, redact, run_git
 from domain.models import Module, ModuleVersion, Organization
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
@@ -42,7 +42,6 @@ from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
 from domain.services.lookups import children_by_parent, organization_named, require_reader
 from domain.services.orphans import delete_unrecorded
-from domain.services.workspaces import GIT_SOURCE_RE
 from domain.validation import check_text
 from storage import BlobNotFound
 from storage.keys import module_archive_key, module_prefix
@@ -81,10 +80,9 @@ class ModuleUpdate(SQLModel):
 # -- input rules -------------------------------------------------------------------------------
 
 
-def _check_source(source: str) -> None:
+def _check_source(source: str, allow_file: bool) -> None:
     check_text(source, "source", max_length=2048, required=True)
-    if not GIT_SOURCE_RE.match(source) or any(c.isspace() for c in source):
-        raise ValidationFailed("source", "source must be a git URL (https://, ssh://, git@host:path or file://)")
+    check_git_source(source, allow_file=allow_file)
 
 
 def _check_folder(folder: str) -> None:
@@ -99,7 +97,7 @@ def _check_tag_prefix(prefix: str) -> None:
         raise ValidationFailed("tagPrefix", "tagPrefix may hold up to 64 letters, digits, '.', '_', '-' and '/'")
 
 
-def _check_create(data: ModuleCreate) -> None:
+def _check_create(data: ModuleCreate, allow_file_sources: bool) -> None:
     if not MODULE_NAME_RE.fullmatch(data.name):
         raise ValidationFailed(
             "name", "a module name is 1 to 64 letters, digits, '-' or '_', starting and ending with a letter or digit"
@@ -109,16 +107,16 @@ def _check_create(data: ModuleCreate) -> None:
             "provider", "a module's provider is 1 to 64 lower-case letters or digits (like aws, azurerm, google)"
         )
     check_text(data.description, "description", max_length=1024)
-    _check_source(data.source)
+    _check_source(data.source, allow_file_sources)
     _check_folder(data.folder)
     _check_tag_prefix(data.tag_prefix)
 
 
-def _check_update(data: ModuleUpdate) -> None:
+def _check_update(data: ModuleUpdate, allow_file_sources: bool) -> None:
     if data.description is not None:
         check_text(data.description, "description", max_length=1024)
     if data.source is not None:
-        _check_source(data.source)
+        _check_source(data.source, allow_file_sources)
     if data.folder is not None:
         _check_folder(data.folder)
     if data.tag_prefix is not None:
@@ -267,6 +265,8 @@ async def _scan(
     timeout: float,
 ) -> list[Built]:
     """Read the repository and store archives of the versions not in ``known``."""
+    if is_file_source(source) and not platform.allow_file_sources:  # stored while they were allowed
+        raise SourceUnreadable(FILE_SOURCES_OFF)
     tags = await remote_tags(source, timeout)
     candidates = [c for c in version_candidates(tags, tag_prefix) if c.version not in known]
     if not candidates:
@@ -316,7 +316,7 @@ async def _find(session: Any, org_id: uuid.UUID, name: str, provider: str) -> Mo
 
 
 async def create_module(platform: Platform, actor: Actor, data: ModuleCreate, *, timeout: float = GIT_TIMEOUT) -> Module:
-    _check_create(data)
+    _check_create(data, platform.allow_file_sources)
     conflict = f"a module {data.name}/{data.provider} already exists in {data.organization!r}"
     org = await _org_for_management(platform, actor, data.organization)
     async with reading(platform) as session:
@@ -357,7 +357,7 @@ async def _editable(platform: Platform, actor: Actor, module_id: uuid.UUID) -> t
 async def update_module(
     platform: Platform, actor: Actor, module_id: uuid.UUID, data: ModuleUpdate, *, timeout: float = GIT_TIMEOUT
 ) -> Module:
-    _check_update(data)
+    _check_update(data, platform.allow_file_sources)
     module, org = await _editable(platform, actor, module_id)
     rebuild = any(
         value is not None and value != getattr(module, field)

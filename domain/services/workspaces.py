@@ -12,6 +12,7 @@ from sqlmodel import SQLModel, select
 
 from domain.access import Actor
 from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.git import check_git_source
 from domain.models import ConfigurationVersion, Job, Organization, StateVersion, Step, Workspace
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
@@ -24,7 +25,6 @@ from storage.keys import job_log_prefix, workspace_prefixes
 
 log = logging.getLogger("terrakube.workspaces")
 DEFAULT_TERRAFORM_VERSION = "1.11.4"
-GIT_SOURCE_RE = re.compile(r"^(https?://|ssh://|git://|file://|[\w.-]+@[\w.-]+:).+")
 BAD_REF_RE = re.compile(r"(\.\.|[\s~^:?*\[\\]|@\{|^/|/$|^-)")
 
 
@@ -56,15 +56,14 @@ class WorkspaceUpdate(SQLModel):
     execution_mode: ExecutionMode | None = None
 
 
-def _check(data: WorkspaceCreate | WorkspaceUpdate) -> None:
+def _check(data: WorkspaceCreate | WorkspaceUpdate, allow_file_sources: bool) -> None:
     if data.name is not None:
         check_name(data.name, "name", "workspace name")
     if data.description is not None:
         check_text(data.description, "description", max_length=1024)
     if data.source:
         check_text(data.source, "source", max_length=2048)
-        if not GIT_SOURCE_RE.match(data.source) or any(c.isspace() for c in data.source):
-            raise ValidationFailed("source", "source must be a git URL (https://, ssh://, git@host:path or file://)")
+        check_git_source(data.source, allow_file=allow_file_sources)
     if data.branch is not None:
         check_text(data.branch, "branch", max_length=255, required=True)
         if BAD_REF_RE.search(data.branch):
@@ -78,7 +77,7 @@ def _check(data: WorkspaceCreate | WorkspaceUpdate) -> None:
 
 
 async def create_workspace(platform: Platform, actor: Actor, data: WorkspaceCreate) -> Workspace:
-    _check(data)
+    _check(data, platform.allow_file_sources)
     conflict = f"a workspace named {data.name!r} already exists in {data.organization!r}"
     async with unit_of_work(platform, conflict) as session:
         org = await organization_named(session, data.organization)
@@ -103,7 +102,7 @@ async def create_workspace(platform: Platform, actor: Actor, data: WorkspaceCrea
 async def update_workspace(
     platform: Platform, actor: Actor, workspace_id: uuid.UUID, data: WorkspaceUpdate
 ) -> Workspace:
-    _check(data)
+    _check(data, platform.allow_file_sources)
     conflict = f"a workspace named {data.name!r} already exists in this organization"
     async with unit_of_work(platform, conflict) as session:
         ws = await _editable(session, actor, workspace_id)

@@ -79,6 +79,9 @@ class StepSpec:
     # More of the worker's environment for terraform and scripts than the executor's allow-list:
     # names, or prefixes ending in `*` (TERRAKUBE_EXECUTOR_PASS_ENV).
     pass_env: list[str] = field(default_factory=list)
+    # Whether a `file://` source (a repository on the worker's machine) may be checked out
+    # (TERRAKUBE_ALLOW_FILE_SOURCES; the worker's runtime always sets it from its settings).
+    allow_file_sources: bool = True
     max_config_bytes: int = 512 << 20
     grace: float = 5.0  # seconds between SIGINT and SIGKILL on cancel/timeout
     # `terraform output -json` after apply/destroy costs a process and a state read; only
@@ -139,7 +142,9 @@ class _Step:
         spec, root = self.spec, self.spec.work_root / "code"
         if spec.source:
             self.log.emit(f"Checking out {redact_url(spec.source)} at {spec.ref or 'the default branch'}")
-            checkout = checkout_git(spec.source, spec.ref, root, spec.folder, timeout=self.remaining())
+            checkout = checkout_git(
+                spec.source, spec.ref, root, spec.folder, allow_file=spec.allow_file_sources, timeout=self.remaining()
+            )
             code_dir, self.outcome.commit_id = await _race(checkout, self.cancel)
             self.log.emit(f"Commit {self.outcome.commit_id}")
             return code_dir

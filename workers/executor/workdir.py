@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domain.archive import UnsafeArchive, extract_tarball
-from domain.git import GitTimeout, redact, redact_url, run_git
+from domain.errors import ValidationFailed
+from domain.git import GitTimeout, check_git_source, redact, redact_url, run_git
 from workers.executor.hcl import is_identifier, quote
 
 __all__ = [
@@ -71,12 +72,18 @@ def resolve_folder(root: Path, folder: str) -> Path:
 
 
 async def checkout_git(
-    source: str, ref: str, dest: Path, folder: str, *, timeout: float | None = 600.0
+    source: str, ref: str, dest: Path, folder: str, *, allow_file: bool, timeout: float | None = 600.0
 ) -> tuple[Path, str]:
     """Clone ``source`` at ``ref`` (branch, tag or commit sha) into ``dest``.
 
     Returns the code directory (``folder`` inside the clone) and the commit id checked out.
+    ``allow_file``: whether a ``file://`` source (a repository on this machine) may be read.
     """
+    try:
+        # Checked again here: the source may have been stored while the platform allowed it.
+        check_git_source(source, allow_file=allow_file)
+    except ValidationFailed as exc:
+        raise CheckoutError(exc.message) from None
     if dest.exists() and any(dest.iterdir()):
         raise CheckoutError(f"checkout destination {dest} is not empty")
     ref = ref.strip()
