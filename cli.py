@@ -135,6 +135,9 @@ def cmd_up(args: argparse.Namespace) -> None:
         f"Admin token (also in {settings.data_dir / 'admin-token'}):\n{token}{extra}",
         flush=True,
     )
+    from workers.hardening import forbid_inspection
+
+    forbid_inspection()  # this process runs the steps too: they must not read it through /proc
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=False, **_ssl_options(tls))
 
 
@@ -163,8 +166,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from workers.arq_worker import build_worker
+    from workers.hardening import forbid_inspection
 
     settings = _settings(Mode.production, None)
+    forbid_inspection()  # the steps it runs must not read its environment through /proc
     build_worker(settings).run()
 
 
