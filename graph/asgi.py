@@ -27,6 +27,7 @@ from graph.schema import Schema
 # Our own scope keys: scope["state"] may be shared between requests by some servers.
 PRINCIPAL_KEY = "terrakube.principal"
 REQUEST_ID_KEY = "terrakube.request_id"
+CONTEXT_KEY = "terrakube.graphql_context"  # released once the request is answered
 # The actor of a websocket before connection_init: sees nothing, may do nothing.
 NOBODY = Principal(name="anonymous", subject="", groups=frozenset(), kind=PrincipalKind.user)
 
@@ -73,7 +74,9 @@ class StrawberryApp(GraphQL[Context, None]):
             # cannot subscribe at all (the protocol refuses before connection_ack).
             principal = NOBODY
         actor = Actor(principal, self.platform.access_cache)
-        return Context(platform=self.platform, actor=actor, request_id=request_id, broker=self.broker)
+        context = Context(platform=self.platform, actor=actor, request_id=request_id, broker=self.broker)
+        request.scope[CONTEXT_KEY] = context
+        return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """graphql-transport-ws: the token comes in `connection_params` as
@@ -121,7 +124,12 @@ class GraphQLEndpoint:
                 await unauthorized(exc.message)(scope, receive, send)
                 return
             scope[PRINCIPAL_KEY] = principal
-        await self.strawberry(scope, receive, send)
+        try:
+            await self.strawberry(scope, receive, send)
+        finally:
+            context = scope.pop(CONTEXT_KEY, None)
+            if context is not None:
+                context.release()
 
     @staticmethod
     def _is_ide_page(request: Request) -> bool:

@@ -85,6 +85,14 @@ class Loaders:
         self.provider_platforms = _loader(self.platform, platforms_by_version)
         self.signing_keys = _loader(self.platform, signing_keys_by_organization)
 
+    def release(self) -> None:
+        """Drop every loaded row. graphql-core's executor holds the context in a reference cycle, so
+        without this the rows of a big page (500 variables: ~2,300 objects) wait for a full collection."""
+        for loader in vars(self).values():
+            if isinstance(loader, DataLoader):
+                loader.clear_all()
+                loader.batch = None
+
 
 @dataclass
 class Context:
@@ -98,6 +106,10 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.platform)
+
+    def release(self) -> None:
+        """Called when the request (or websocket) is over: nothing resolves on this context any more."""
+        self.loaders.release()
 
 
 def parse_id(value: str, field_name: str = "id") -> uuid.UUID:
