@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.dataloader import DataLoader
+from strawberry.types.nodes import SelectedField
 
 from domain.access import Actor
 from domain.live import Broker
@@ -110,6 +112,30 @@ class Context:
     def release(self) -> None:
         """Called when the request (or websocket) is over: nothing resolves on this context any more."""
         self.loaders.release()
+
+
+NOT_LOADED: Any = object()
+
+
+def loaded(loader: DataLoader[Any, Any], key: Any) -> Any:
+    """The value ``loader`` already holds for ``key``, or NOT_LOADED (not asked, pending or failed)."""
+    future = loader.cache_map.get(key) if loader.cache else None
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return NOT_LOADED
+    return future.result()
+
+
+def selects(selections: Sequence[Any], *path: str) -> bool:
+    """Whether a Strawberry selection (``info.selected_fields``) reaches ``path`` (field names, through
+    fragments; directives are not evaluated, so a skipped field counts as selected)."""
+    name, rest = path[0], path[1:]
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == name and (not rest or selects(selection.selections, *rest)):
+                return True
+        elif selects(selection.selections, *path):  # a fragment spread or an inline fragment
+            return True
+    return False
 
 
 def parse_id(value: str, field_name: str = "id") -> uuid.UUID:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import strawberry
@@ -9,7 +10,7 @@ from domain.models import Team as TeamRow
 from graph.resolvers import registry as registry_resolvers
 from graph.resolvers import tokens as token_resolvers
 from graph.resolvers import workspaces as workspace_resolvers
-from graph.resolvers.context import Context
+from graph.resolvers.context import Context, selects
 from graph.schema.enums import Role
 from graph.schema.registry import Module, Provider, SigningKey
 from graph.schema.relay import Connection, connection
@@ -91,6 +92,11 @@ class Organization:
         page = await workspace_resolvers.page_for_organization(
             info.context, self.row.id, first, after, filter.name_contains if filter else None
         )
+        if page.items and any(selects(f.selections, "edges", "node", "variables") for f in info.selected_fields):
+            # The same one statement the DataLoader would batch, issued now so that each workspace's
+            # `variables` resolves synchronously. A failure stays in the loader and is raised there.
+            with contextlib.suppress(Exception):
+                await info.context.loaders.variables.load_many([w.id for w in page.items])
         return connection(page, Workspace.from_row)
 
     @strawberry.field(description="Private modules ordered by name; at most 100 a page.")
