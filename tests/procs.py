@@ -183,6 +183,15 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def committed_repo(path: Path, main_tf: str) -> Path:
+    """A git repository in ``path`` whose branch `main` has one commit holding ``main.tf``."""
+    git(path, "init", "-q", "-b", "main")
+    (path / "main.tf").write_text(main_tf)
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "first")
+    return path
+
+
 # A configuration with every kind of variable a workspace can pass (built-in resources only).
 MAIN_TF = """
 variable "region" { type = string }

@@ -124,6 +124,16 @@ def s3_create_bucket(endpoint: str, bucket: str) -> None:
     s3_client(endpoint).create_bucket(Bucket=bucket)
 
 
+def s3_store(request: pytest.FixtureRequest) -> Any:
+    """Our S3BlobStore on a new bucket of the session's moto server (the caller closes it)."""
+    from storage.s3 import S3BlobStore
+
+    em: Emulator = request.getfixturevalue("moto_server")
+    bucket = unique_bucket()
+    s3_create_bucket(em.endpoint, bucket)
+    return S3BlobStore(bucket, endpoint_url=em.endpoint, path_style=True, access_key_id="test", secret_access_key="test")
+
+
 def s3_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]

@@ -32,9 +32,8 @@ from domain.services import workspaces as ws_service
 from storage import BlobStore, StorageError, keys
 from storage.base import one_chunk
 from storage.local import LocalBlobStore
-from storage.s3 import S3BlobStore
 from tests.registry_fixtures import module_repo, provider_zip
-from tests.storage_servers import Emulator, moto_server, s3_create_bucket, unique_bucket  # noqa: F401  (fixture)
+from tests.storage_servers import moto_server, s3_store  # noqa: F401  (fixture)
 from tests.test_state_service import ADMIN, state_doc
 
 # -- the key layout --------------------------------------------------------------------------
@@ -73,11 +72,7 @@ async def platform(request: pytest.FixtureRequest, services: Services, tmp_path:
     if request.param == "local":
         store = LocalBlobStore(tmp_path / "blobs")
     else:
-        em: Emulator = request.getfixturevalue("moto_server")
-        bucket = unique_bucket()
-        s3_create_bucket(em.endpoint, bucket)
-        store = S3BlobStore(bucket, endpoint_url=em.endpoint, path_style=True, access_key_id="test",
-                            secret_access_key="test")
+        store = s3_store(request)
     yield dataclasses.replace(services.platform, store=store)
     await store.close()
 

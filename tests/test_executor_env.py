@@ -10,14 +10,14 @@ import json
 import subprocess
 import tarfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from settings import ConfigurationError, load_settings
-from tests.procs import TERRAKUBE, Api, clean_env, git, running_up
+from tests.procs import TERRAKUBE, Api, clean_env, committed_repo, running_up
+from tests.test_executor import Cmd
 from workers.executor import StepLog, StepSpec, run_step
 from workers.executor.terraform import inherited_environment
 
@@ -114,17 +114,6 @@ def test_terrakube_up_refuses_to_start_with_a_terrakube_name_in_the_pass_list(tm
 # --- one step, real scripts ----------------------------------------------------------------
 
 
-@dataclass
-class Cmd:
-    script: str
-    priority: int = 0
-    runtime: str = "BASH"
-    before_init: bool = False
-    before: bool = False
-    after: bool = False
-    verbose: bool = False
-
-
 def _tarball(path: Path) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         data = b'resource "terraform_data" "x" {\n  input = "x"\n}\n'
@@ -198,12 +187,7 @@ WORKER_ENV = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("env-repo")
-    git(path, "init", "-q", "-b", "main")
-    (path / "main.tf").write_text(MAIN_TF)
-    git(path, "add", ".")
-    git(path, "commit", "-q", "-m", "env")
-    return path
+    return committed_repo(tmp_path_factory.mktemp("env-repo"), MAIN_TF)
 
 
 def _wait_job(api: Api, job_id: str, timeout: float = 120.0) -> dict[str, Any]:

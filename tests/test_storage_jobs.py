@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.procs import Api, Server, free_port, git, running_up
+from tests.procs import Api, Server, committed_repo, free_port, running_up
 from tests.storage_servers import (  # noqa: F401  (fixtures)
     Emulator,
     azure_create_container,
@@ -33,6 +33,7 @@ from tests.storage_servers import (  # noqa: F401  (fixtures)
     s3_create_bucket,
     s3_env,
     s3_keys,
+    s3_store,
     unique_bucket,
 )
 
@@ -92,12 +93,7 @@ def _cloud(kind: str, request: pytest.FixtureRequest, bucket: str) -> Cloud:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("repo")
-    git(path, "init", "-q", "-b", "main")
-    (path / "main.tf").write_text(MAIN_TF)
-    git(path, "add", ".")
-    git(path, "commit", "-q", "-m", "first")
-    return path
+    return committed_repo(tmp_path_factory.mktemp("repo"), MAIN_TF)
 
 
 @pytest.fixture(scope="module", params=["s3", "azure", "gcs"])
@@ -217,16 +213,10 @@ def test_a_wrong_storage_setting_stops_startup_naming_it(
 async def orphan_platform(request: pytest.FixtureRequest, services: Any) -> Any:
     import dataclasses
 
-    from storage.s3 import S3BlobStore
-
     if request.param == "local":
         yield services.platform
         return
-    em: Emulator = request.getfixturevalue("moto_server")
-    bucket = unique_bucket()
-    s3_create_bucket(em.endpoint, bucket)
-    store = S3BlobStore(bucket, endpoint_url=em.endpoint, path_style=True, access_key_id="test",
-                        secret_access_key="test")
+    store = s3_store(request)
     yield dataclasses.replace(services.platform, store=store)
     await store.close()
 
