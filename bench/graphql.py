@@ -158,7 +158,8 @@ async def count_statements(url: str, key: str, token: str, tmp: Path) -> dict[st
     from app import create_app
     from settings import Settings
 
-    settings = Settings(database_url=url, secret_key=key, data_dir=tmp / "inproc", storage_local_path=tmp / "storage")
+    settings = Settings(database_url=url, secret_key=key, data_dir=tmp / "inproc", storage_local_path=tmp / "storage",
+                        access_log=False)  # the counting pass prints figures, not access lines
     app = create_app(settings)
     statements: list[str] = []
 

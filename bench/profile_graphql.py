@@ -39,7 +39,8 @@ async def profile(url: str, key: str, token: str, tmp: Path, args: argparse.Name
     from app import create_app
     from settings import Settings
 
-    app = create_app(Settings(database_url=url, secret_key=key, data_dir=tmp, storage_local_path=tmp / "storage"))
+    app = create_app(Settings(database_url=url, secret_key=key, data_dir=tmp, storage_local_path=tmp / "storage",
+                              access_log=False))
     sql_ms: list[float] = []
     started: dict[int, float] = {}
 
