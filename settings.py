@@ -70,8 +70,12 @@ class Settings(BaseSettings):
     storage_gcs_bucket: str | None = None
     storage_gcs_credentials_file: Path | None = None
     storage_gcs_endpoint: str | None = None
-    # A state blob with no state version row for this long is a crashed write's orphan.
+    # A blob no row names for this long (state, plans, logs, configurations, registry files) is an
+    # orphan: a crashed write's, or a deletion's whose storage call failed.
     storage_orphan_minutes: int = Field(default=60, ge=1)
+    # How often the orphan sweep lists the whole store: every listing costs requests (and money on a
+    # cloud) in proportion to the number of objects.
+    storage_orphan_sweep_minutes: int = Field(default=30, ge=1)
 
     public_url: str | None = None
     # Browser origins allowed to open GraphQL websockets besides the server's own.

@@ -188,7 +188,8 @@ async def sweep(ctx: dict[str, Any]) -> None:
     todo += await run_due_schedules(rt.platform)
     todo += await due_module_refreshes(rt.platform, timedelta(seconds=s.module_refresh_seconds))
     await rt.dispatch(todo)
-    await sweep_orphans(rt.platform, older_than=timedelta(minutes=s.storage_orphan_minutes))
+    await sweep_orphans(rt.platform, older_than=timedelta(minutes=s.storage_orphan_minutes),
+                        every=timedelta(minutes=s.storage_orphan_sweep_minutes))
 
 
 async def refresh_module(ctx: dict[str, Any], module_id: str) -> int:
