@@ -39,13 +39,22 @@ from registry.http import (
 MULTIPART_LIMITS = {"max_files": 1, "max_fields": 16, "max_part_size": 64 * 1024}
 
 
+async def _provider_answer(request: Request, org: str, name: str) -> service.ProviderAnswer:
+    """One remembered answer per provider serves its versions and every download."""
+    platform = services(request).platform
+    answer: service.ProviderAnswer = await registry_cache(request).get_or_load(
+        ("provider", org, name), lambda: service.provider_answer(platform, org, name)
+    )
+    return answer
+
+
 async def versions(request: Request) -> Response:
     actor = await authenticate(request)
     org, name = request.path_params["org"], request.path_params["name"]
-    platform, cache = services(request).platform, registry_cache(request)
-    index = await cache.get_or_load(("provider", org, name), lambda: service.provider_index(platform, org, name))
-    await service.require_reader(platform, actor, index.organization_id, f"provider {org}/{name}")
-    return JSONResponse({"versions": index.versions}, headers={"Cache-Control": "no-store"})
+    platform = services(request).platform
+    answer = await _provider_answer(request, org, name)
+    await service.require_reader(platform, actor, answer.organization_id, f"provider {org}/{name}")
+    return JSONResponse({"versions": answer.versions}, headers={"Cache-Control": "no-store"})
 
 
 def file_path(org: str, name: str, version: str, filename: str) -> str:
@@ -56,11 +65,8 @@ async def download(request: Request) -> Response:
     actor = await authenticate(request)
     p = request.path_params
     org, name, version = p["org"], p["name"], p["version"]
-    platform, cache = services(request).platform, registry_cache(request)
-    key = ("provider-download", org, name, version, p["os"], p["arch"])
-    found = await cache.get_or_load(
-        key, lambda: service.platform_download(platform, org, name, version, p["os"], p["arch"])
-    )
+    platform = services(request).platform
+    found = (await _provider_answer(request, org, name)).download(version, p["os"], p["arch"])
     await service.require_reader(platform, actor, found.organization_id, f"provider {org}/{name}")
     service.require_found(found, org, name, version)
     base, signer = base_url(request), url_signer(request)

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from app import Services
 from domain import signing
@@ -596,3 +597,39 @@ async def test_registry_cache_bounds_staleness(
             break
         await asyncio.sleep(0.1)
     assert versions == ["1.1.0", "1.0.0"]
+
+
+async def test_one_provider_answer_serves_its_versions_and_every_download(
+    client: httpx.AsyncClient, gql: GraphQLClient, services: Services, unique: str, tmp_path: Path
+) -> None:
+    """Made-up versions and platforms are answered 404 from the provider's one remembered answer:
+    they cost no query of their own (and no cache entry that could push the real ones out)."""
+    services.settings.registry_cache_seconds = 60.0
+    await new_org(gql, unique)
+    await mutate(gql, "createProvider", "CreateProviderInput", "... on Provider { id }", organization=unique, name="cloud")
+    await mutate(gql, "generateSigningKey", "GenerateSigningKeyInput", "... on SigningKey { keyId }", organization=unique)
+    content = provider_zip(tmp_path, "cloud", "1.0.0").read_bytes()
+    assert (await upload(client, gql.token, unique, "cloud", "1.0.0", "linux", "amd64", content)).status_code == 201
+
+    lookups: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "provider_platform" in statement:
+            lookups.append(statement)
+
+    engine = services.platform.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        base = f"/terraform/providers/v1/{unique}/cloud"
+        versions = await client.get(f"{base}/versions", headers=bearer(gql.token))
+        assert versions.status_code == 200 and versions.json()["versions"][0]["version"] == "1.0.0"
+        made_up = [(f"9.{i}.0", "linux", "amd64") for i in range(10)] + [("1.0.0", f"os{i}", "arch") for i in range(10)]
+        for version, os_name, arch in made_up:
+            response = await client.get(f"{base}/{version}/download/{os_name}/{arch}", headers=bearer(gql.token))
+            assert response.status_code == 404 and f"no version {version!r}" in response.json()["errors"][0]
+        release = await fetch_release(client, gql.token, unique, "cloud", "1.0.0")
+        assert release["shasum"] == hashlib.sha256(content).hexdigest()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    registry_reads = [s for s in lookups if s.lstrip().upper().startswith("SELECT") and "provider_platform.blob_key" not in s]
+    assert len(registry_reads) == 1, registry_reads

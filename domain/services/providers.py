@@ -517,47 +517,6 @@ async def _registry_provider(session: Any, organization: str, name: str, lock: b
 
 
 @dataclass(frozen=True)
-class ProviderIndex:
-    """Terraform's ``versions`` document of a provider, and whose it is (no permission check yet)."""
-
-    organization_id: uuid.UUID
-    versions: list[dict[str, Any]]
-
-
-async def provider_index(platform: Platform, organization: str, name: str) -> ProviderIndex:
-    query = (
-        select(Provider.organization_id, ProviderVersion.version, ProviderVersion.protocols, ProviderPlatform.os,
-               ProviderPlatform.arch)
-        .select_from(Provider)
-        .join(Organization, col(Organization.id) == col(Provider.organization_id))
-        .outerjoin(ProviderVersion, col(ProviderVersion.provider_id) == col(Provider.id))
-        .outerjoin(ProviderPlatform, col(ProviderPlatform.provider_version_id) == col(ProviderVersion.id))
-        .where(Organization.name == organization, Provider.name == name)
-    )
-    async with reading(platform) as session:
-        rows = (await session.exec(query)).all()
-    if not rows:
-        raise NotFound(f"provider {organization}/{name} not found")
-    versions: dict[str, dict[str, Any]] = {}
-    for _, version, protocols, os_name, arch in rows:
-        if version is None or os_name is None:
-            continue
-        entry = versions.setdefault(version, {"version": version, "protocols": list(protocols), "platforms": []})
-        entry["platforms"].append({"os": os_name, "arch": arch})
-    for entry in versions.values():
-        entry["platforms"].sort(key=lambda p: (p["os"], p["arch"]))
-    ordered = [versions[v] for v in sorted(versions, key=semver.sort_key, reverse=True)]
-    return ProviderIndex(rows[0][0], ordered)
-
-
-async def registry_versions(platform: Platform, actor: Actor, organization: str, name: str) -> list[dict[str, Any]]:
-    """Terraform's ``versions`` document: each version with its protocols and platforms."""
-    index = await provider_index(platform, organization, name)
-    await require_reader(platform, actor, index.organization_id, f"provider {organization}/{name}")
-    return index.versions
-
-
-@dataclass(frozen=True)
 class ProviderDownload:
     organization_id: uuid.UUID
     found: bool  # False: the provider exists, this version/os/arch does not
@@ -570,44 +529,70 @@ class ProviderDownload:
     ascii_armor: str
 
 
-async def platform_download(
-    platform: Platform, organization: str, name: str, version: str, os_name: str, arch: str
-) -> ProviderDownload:
-    """One platform's release and the organization's public key: one query, no permission check yet."""
+@dataclass(frozen=True)
+class ProviderAnswer:
+    """Everything the registry protocol says of one provider, from one query and no permission
+    check yet: terraform's ``versions`` document, and each platform's release with the
+    organization's public key. One answer serves ``versions`` and every ``download`` (whatever
+    version, os and arch a caller makes up: they cost no query and no cache entry of their own)."""
+
+    organization_id: uuid.UUID
+    versions: list[dict[str, Any]]  # highest version first
+    releases: dict[tuple[str, str, str], tuple[list[str], str, str]]  # (version, os, arch) → (protocols, file, sha)
+    key_id: str
+    ascii_armor: str
+
+    def download(self, version: str, os_name: str, arch: str) -> ProviderDownload:
+        release = self.releases.get((version, os_name, arch)) if self.key_id else None
+        protocols, filename, shasum = release or ([], "", "")
+        return ProviderDownload(
+            organization_id=self.organization_id, found=release is not None, protocols=list(protocols), os=os_name,
+            arch=arch, filename=filename, shasum=shasum, key_id=self.key_id, ascii_armor=self.ascii_armor,
+        )
+
+
+async def provider_answer(platform: Platform, organization: str, name: str) -> ProviderAnswer:
     query = (
-        select(Provider.organization_id, ProviderVersion.protocols, ProviderPlatform.filename, ProviderPlatform.shasum,
-               SigningKey.key_id, SigningKey.ascii_armor)
+        select(Provider.organization_id, ProviderVersion.version, ProviderVersion.protocols, ProviderPlatform.os,
+               ProviderPlatform.arch, ProviderPlatform.filename, ProviderPlatform.shasum, SigningKey.key_id,
+               SigningKey.ascii_armor)
         .select_from(Provider)
         .join(Organization, col(Organization.id) == col(Provider.organization_id))
-        .outerjoin(
-            ProviderVersion,
-            (col(ProviderVersion.provider_id) == col(Provider.id)) & (col(ProviderVersion.version) == version),
-        )
-        .outerjoin(
-            ProviderPlatform,
-            (col(ProviderPlatform.provider_version_id) == col(ProviderVersion.id))
-            & (col(ProviderPlatform.os) == os_name)
-            & (col(ProviderPlatform.arch) == arch),
-        )
+        .outerjoin(ProviderVersion, col(ProviderVersion.provider_id) == col(Provider.id))
+        .outerjoin(ProviderPlatform, col(ProviderPlatform.provider_version_id) == col(ProviderVersion.id))
         .outerjoin(SigningKey, col(SigningKey.organization_id) == col(Provider.organization_id))
         .where(Organization.name == organization, Provider.name == name)
     )
     async with reading(platform) as session:
-        row = (await session.exec(query)).first()
-    if row is None:
+        rows = (await session.exec(query)).all()
+    if not rows:
         raise NotFound(f"provider {organization}/{name} not found")
-    org_id, protocols, filename, shasum, key_id, armor = row
-    found = filename is not None and key_id is not None
-    return ProviderDownload(
-        organization_id=org_id, found=found, protocols=list(protocols or []), os=os_name, arch=arch,
-        filename=filename or "", shasum=shasum or "", key_id=key_id or "", ascii_armor=armor or "",
-    )
+    versions: dict[str, dict[str, Any]] = {}
+    releases: dict[tuple[str, str, str], tuple[list[str], str, str]] = {}
+    for _, version, protocols, os_name, arch, filename, shasum, _, _ in rows:
+        if version is None or os_name is None:
+            continue
+        entry = versions.setdefault(version, {"version": version, "protocols": list(protocols), "platforms": []})
+        entry["platforms"].append({"os": os_name, "arch": arch})
+        releases[(version, os_name, arch)] = (list(protocols), filename, shasum)
+    for entry in versions.values():
+        entry["platforms"].sort(key=lambda p: (p["os"], p["arch"]))
+    ordered = [versions[v] for v in sorted(versions, key=semver.sort_key, reverse=True)]
+    first = rows[0]
+    return ProviderAnswer(first[0], ordered, releases, first[7] or "", first[8] or "")
+
+
+async def registry_versions(platform: Platform, actor: Actor, organization: str, name: str) -> list[dict[str, Any]]:
+    """Terraform's ``versions`` document: each version with its protocols and platforms."""
+    answer = await provider_answer(platform, organization, name)
+    await require_reader(platform, actor, answer.organization_id, f"provider {organization}/{name}")
+    return answer.versions
 
 
 async def registry_download(
     platform: Platform, actor: Actor, organization: str, name: str, version: str, os_name: str, arch: str
 ) -> ProviderDownload:
-    found = await platform_download(platform, organization, name, version, os_name, arch)
+    found = (await provider_answer(platform, organization, name)).download(version, os_name, arch)
     await require_reader(platform, actor, found.organization_id, f"provider {organization}/{name}")
     return require_found(found, organization, name, version)
 
