@@ -298,3 +298,21 @@ async def test_a_failed_blob_deletion_keeps_the_deletion_logs_it_and_the_sweep_r
     assert await orphans.sweep_orphans(platform, hour, now=t0) == 0
     assert await orphans.sweep_orphans(platform, hour, now=t0 + hour) == 4
     assert await _keys(platform, unique) == []
+
+
+async def test_a_successor_of_the_same_name_keeps_its_writes_in_progress(platform: Platform, unique: str) -> None:
+    # The cleanup after a deletion meets unrecorded objects under the name's prefixes. While an
+    # organization of that name exists again, they may be its writes in progress (object stored,
+    # row not yet committed): they are left to the sweep's grace instead of being deleted.
+    prefixes = keys.organization_prefixes(unique)
+    successor = select(Organization.id).where(Organization.name == unique)
+    in_flight = keys.state_key(unique, "ws", new_id())
+    await platform.blobs.put_bytes(in_flight, b"{}")
+
+    await orphans.delete_unrecorded(platform, prefixes, (), successor)  # no such organization: removed
+    assert await _keys(platform, unique) == []
+
+    await _org(platform, unique)
+    await platform.blobs.put_bytes(in_flight, b"{}")
+    await orphans.delete_unrecorded(platform, prefixes, (), successor)
+    assert await _keys(platform, unique) == [in_flight]

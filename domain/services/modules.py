@@ -409,7 +409,9 @@ async def delete_module(platform: Platform, actor: Actor, module_id: uuid.UUID) 
     # Archives go after their rows: a failure leaves an orphan (logged, removed by the orphan
     # sweep), never a row without its archive. The prefix also takes what no row named, such
     # as the archives of a build whose recording failed.
-    await delete_unrecorded(platform, [prefix], keys)
+    successor = (select(Module.id).join(Organization, col(Organization.id) == col(Module.organization_id))
+                 .where(Organization.name == org.name, Module.name == row.name, Module.provider == row.provider))
+    await delete_unrecorded(platform, [prefix], keys, successor)
     return module_id
 
 

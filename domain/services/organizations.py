@@ -100,7 +100,8 @@ async def delete_organization(platform: Platform, actor: Actor, org_id: uuid.UUI
         await session.delete(org)
     # Objects go after their rows: a failure here leaves orphans (removed by the orphan sweep),
     # never a row pointing at nothing; it is logged, and the deletion stands.
-    await delete_unrecorded(platform, prefixes, renamed)
+    successor = select(Organization.id).where(Organization.name == org.name)
+    await delete_unrecorded(platform, prefixes, renamed, successor)
     return org_id
 
 

@@ -15,7 +15,9 @@ per-process memory of candidates (lost on restart, which only delays a deletion)
 
 `delete_unrecorded` is the deletions' own cleanup: right after the rows are gone it removes
 what they named and whatever else lies under the deleted thing's prefixes, except objects a
-remaining row still names (keys are built from names, and a name can be reused after a rename).
+remaining row still names (keys are built from names, and a name can be reused after a rename),
+and except unrecorded objects while a successor of the same name exists: they may be its writes
+in progress (object stored, row not yet committed), so they are left to the sweep's grace.
 """
 
 from __future__ import annotations
@@ -233,18 +235,44 @@ async def keys_outside(session: AsyncSession, owned: Sequence[Owned], owner_id: 
     return keys
 
 
-async def delete_unrecorded(platform: Platform, prefixes: Sequence[str], keys: Iterable[str | None] = ()) -> None:
+async def delete_unrecorded(
+    platform: Platform,
+    prefixes: Sequence[str],
+    keys: Iterable[str | None] = (),
+    successor: Any = None,
+) -> None:
     """Remove a deleted thing's objects; call it after its rows were deleted and committed.
 
     Removes ``keys`` (what its rows named, e.g. objects written under a name it had before a
     rename) and everything under ``prefixes`` (also what no row named, like the leftovers of a
-    failed write), except any object that a remaining row still names. Never raises: the
-    deletion the user asked for has happened, and whatever could not be removed here is an
-    orphan that `sweep_orphans` removes later; failures are logged for an operator."""
+    failed write), except any object that a remaining row still names.
+
+    ``successor``: a select of the rows that would own objects under ``prefixes`` now (the same
+    names, created again). While one exists, the unrecorded objects under ``prefixes`` are left
+    to the sweep: they may be its writes in progress. Asked after each batch is listed, so an
+    object a successor was writing when it was listed always finds the successor there.
+
+    Never raises: the deletion the user asked for has happened, and whatever could not be
+    removed here is an orphan that `sweep_orphans` removes later; failures are logged."""
     if platform.store is None:
         return
     named = sorted({key for key in keys if key})
     if named:
         await _remove(platform, "the deleted rows", _unrecorded_of(platform, named))
     for prefix in prefixes:
-        await _remove(platform, prefix, _unrecorded_under(platform, prefix))
+        await _remove(platform, prefix, _unless_succeeded(platform, _unrecorded_under(platform, prefix), successor))
+
+
+async def _unless_succeeded(
+    platform: Platform, batches: AsyncIterator[list[str]], successor: Any
+) -> AsyncIterator[list[str]]:
+    async for batch in batches:
+        if batch and successor is not None and await _exists(platform, successor):
+            log.info("left %d unrecorded object(s) to the sweep: the name is in use again", len(batch))
+            continue
+        yield batch
+
+
+async def _exists(platform: Platform, query: Any) -> bool:
+    async with reading(platform) as session:
+        return (await session.exec(query.limit(1))).first() is not None

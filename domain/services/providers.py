@@ -209,11 +209,13 @@ async def delete_provider(platform: Platform, actor: Actor, provider_id: uuid.UU
             ).all()
         org = await session.get(Organization, provider.organization_id)
         prefixes = [provider_prefix(org.name, provider.name)] if org else []
+        successor = (select(Provider.id).join(Organization, col(Organization.id) == col(Provider.organization_id))
+                     .where(Organization.name == (org.name if org else ""), Provider.name == provider.name))
         await session.delete(provider)
     # Files go after their rows: a failure leaves an orphan (logged, removed by the orphan
     # sweep), never a row without its file. The prefix also takes what no row named, such as
     # a zip whose recording failed.
-    await delete_unrecorded(platform, prefixes, keys)
+    await delete_unrecorded(platform, prefixes, keys, successor)
     return provider_id
 
 

@@ -8,7 +8,7 @@ import uuid
 from enum import StrEnum
 
 from sqlalchemy import func
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 
 from domain.access import Actor
 from domain.errors import Conflict, NotFound, ValidationFailed
@@ -141,7 +141,11 @@ async def delete_workspace(platform: Platform, actor: Actor, workspace_id: uuid.
     # Objects go after their rows: a failure here leaves orphans (removed by the orphan sweep),
     # never a row pointing at nothing. Objects another row still names stay: after a rename,
     # a new workspace with the old name shares these prefixes with the renamed one's objects.
-    await delete_unrecorded(platform, prefixes, renamed)
+    successor = None
+    if org is not None:
+        successor = (select(Workspace.id).join(Organization, col(Organization.id) == col(Workspace.organization_id))
+                     .where(Organization.name == org.name, Workspace.name == ws.name))
+    await delete_unrecorded(platform, prefixes, renamed, successor)
     return workspace_id
 
 
