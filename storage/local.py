@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from ._threads import FileChunks, offload
-from .base import BlobNotFound, InvalidKey, ObjectInfo, StorageError, one_chunk, validate_key, validate_prefix
+from .base import (
+    BlobNotFound,
+    InvalidKey,
+    ObjectInfo,
+    StorageError,
+    one_chunk,
+    probe_round_trip,
+    validate_key,
+    validate_prefix,
+)
 
 __all__ = ["CHUNK_SIZE", "LocalBlobStore"]
 
@@ -296,14 +305,9 @@ class LocalBlobStore:
             raise StorageError(
                 f"local storage root {self.root} cannot be created ({e.strerror or e}); {hint}"
             ) from e
-        probe = f".probe/{uuid.uuid4().hex}"
-        payload = b"terrakube storage probe " + probe.encode()
         try:
-            await self.put_bytes(probe, payload)
-            if await self.read_bytes(probe) != payload:
-                raise StorageError(f"local storage root {self.root} returned different bytes")
-            await self.delete(probe)
-        except (StorageError, BlobNotFound) as e:
+            await probe_round_trip(self, f"local storage root {self.root}")
+        except StorageError as e:
             raise StorageError(f"local storage root {self.root} is not usable ({e}); {hint}") from e
 
     async def close(self) -> None:

@@ -22,7 +22,6 @@ in progress (object stored, row not yet committed), so they are left to the swee
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -44,6 +43,7 @@ from domain.models import (
 from domain.models.types import utcnow
 from domain.services import Platform, reading
 from storage import BlobStore
+from storage.base import delete_each
 
 __all__ = ["Owned", "delete_unrecorded", "find_orphans", "keys_outside", "sweep_orphans"]
 
@@ -182,18 +182,19 @@ async def _unrecorded_of(platform: Platform, keys: Sequence[str]) -> AsyncIterat
 
 
 async def _delete_keys(platform: Platform, keys: Sequence[str]) -> list[BaseException]:
-    """Delete ``keys`` a few at a time; returns the failures."""
-    gate = asyncio.Semaphore(DELETE_CONCURRENCY)
+    """Delete ``keys`` a few at a time, going on past failures; returns them."""
+    failures: list[BaseException] = []
 
-    async def one(key: str) -> BaseException | None:
-        async with gate:
-            try:
-                await platform.blobs.delete(key)
-            except Exception as exc:
-                return exc
-            return None
+    async def one(key: str) -> bool:
+        try:
+            await platform.blobs.delete(key)
+        except Exception as exc:
+            failures.append(exc)
+            return False
+        return True
 
-    return [exc for exc in await asyncio.gather(*(one(k) for k in keys)) if exc is not None]
+    await delete_each(one, list(keys), DELETE_CONCURRENCY)
+    return failures
 
 
 async def _remove(platform: Platform, where: str, batches: AsyncIterator[list[str]]) -> None:
