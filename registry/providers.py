@@ -23,8 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from domain.access import Actor
 from domain.errors import ValidationFailed
 from domain.services import providers as service
+from domain.services.lookups import require_reader
 from registry.discovery import PROVIDERS_PATH
 from registry.http import (
     authenticate,
@@ -39,21 +41,20 @@ from registry.http import (
 MULTIPART_LIMITS = {"max_files": 1, "max_fields": 16, "max_part_size": 64 * 1024}
 
 
-async def _provider_answer(request: Request, org: str, name: str) -> service.ProviderAnswer:
-    """One remembered answer per provider serves its versions and every download."""
+async def _readable_answer(request: Request, actor: Actor) -> service.ProviderAnswer:
+    """The provider's remembered answer (one per provider serves its versions and every
+    download), once ``actor`` may see its organization."""
+    org, name = request.path_params["org"], request.path_params["name"]
     platform = services(request).platform
     answer: service.ProviderAnswer = await registry_cache(request).get_or_load(
         ("provider", org, name), lambda: service.provider_answer(platform, org, name)
     )
+    await require_reader(platform, actor, answer.organization_id, f"provider {org}/{name}")
     return answer
 
 
 async def versions(request: Request) -> Response:
-    actor = await authenticate(request)
-    org, name = request.path_params["org"], request.path_params["name"]
-    platform = services(request).platform
-    answer = await _provider_answer(request, org, name)
-    await service.require_reader(platform, actor, answer.organization_id, f"provider {org}/{name}")
+    answer = await _readable_answer(request, await authenticate(request))
     return JSONResponse({"versions": answer.versions}, headers={"Cache-Control": "no-store"})
 
 
@@ -62,13 +63,10 @@ def file_path(org: str, name: str, version: str, filename: str) -> str:
 
 
 async def download(request: Request) -> Response:
-    actor = await authenticate(request)
+    answer = await _readable_answer(request, await authenticate(request))
     p = request.path_params
     org, name, version = p["org"], p["name"], p["version"]
-    platform = services(request).platform
-    found = (await _provider_answer(request, org, name)).download(version, p["os"], p["arch"])
-    await service.require_reader(platform, actor, found.organization_id, f"provider {org}/{name}")
-    service.require_found(found, org, name, version)
+    found = service.require_found(answer.download(version, p["os"], p["arch"]), org, name, version)
     base, signer = base_url(request), url_signer(request)
     sums = service.sums_filename(name, version)
     body = {
@@ -100,7 +98,7 @@ async def release_file(request: Request) -> Response:
     p = request.path_params
     platform = services(request).platform
     if actor is not None:  # a token instead of a signature: it must see the organization
-        await service.registry_versions(platform, actor, p["org"], p["name"])
+        await _readable_answer(request, actor)
     media, chunks = await service.open_release_file(platform, p["org"], p["name"], p["version"], p["filename"])
     return StreamingResponse(
         chunks,

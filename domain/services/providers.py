@@ -36,7 +36,7 @@ from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
 from domain.principal import Permission
 from domain.services import Platform, reading, unit_of_work
-from domain.services.lookups import children_by_parent, organization_named, require_reader
+from domain.services.lookups import children_by_parent, organization_named
 from domain.services.orphans import delete_unrecorded
 from domain.validation import check_text
 from storage import BlobNotFound
@@ -582,21 +582,6 @@ async def provider_answer(platform: Platform, organization: str, name: str) -> P
     ordered = [versions[v] for v in sorted(versions, key=semver.sort_key, reverse=True)]
     first = rows[0]
     return ProviderAnswer(first[0], ordered, releases, first[7] or "", first[8] or "")
-
-
-async def registry_versions(platform: Platform, actor: Actor, organization: str, name: str) -> list[dict[str, Any]]:
-    """Terraform's ``versions`` document: each version with its protocols and platforms."""
-    answer = await provider_answer(platform, organization, name)
-    await require_reader(platform, actor, answer.organization_id, f"provider {organization}/{name}")
-    return answer.versions
-
-
-async def registry_download(
-    platform: Platform, actor: Actor, organization: str, name: str, version: str, os_name: str, arch: str
-) -> ProviderDownload:
-    found = (await provider_answer(platform, organization, name)).download(version, os_name, arch)
-    await require_reader(platform, actor, found.organization_id, f"provider {organization}/{name}")
-    return require_found(found, organization, name, version)
 
 
 def require_found(found: ProviderDownload, organization: str, name: str, version: str) -> ProviderDownload:
