@@ -48,16 +48,12 @@ def redact(text: str, source: str) -> str:
     return text
 
 
-def is_file_source(source: str) -> bool:
-    return source.startswith("file://")
-
-
 def check_git_source(source: str, *, allow_file: bool) -> None:
     """A workspace's or module's ``source``: a git URL of an allowed kind (the length and the
     text rules are the caller's)."""
     if not GIT_SOURCE_RE.match(source) or any(c.isspace() for c in source):
         raise ValidationFailed("source", "source must be a git URL (https://, ssh://, git@host:path or file://)")
-    if is_file_source(source) and not allow_file:
+    if source.startswith("file://") and not allow_file:
         raise ValidationFailed("source", FILE_SOURCES_OFF)
 
 

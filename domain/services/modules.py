@@ -34,7 +34,7 @@ from domain import semver
 from domain.access import Actor
 from domain.effects import Enqueue
 from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.git import FILE_SOURCES_OFF, GitTimeout, check_git_source, is_file_source, redact, run_git
+from domain.git import GitTimeout, check_git_source, redact, run_git
 from domain.models import Module, ModuleVersion, Organization
 from domain.models.types import utcnow
 from domain.pagination import Page, PageRequest, paginate_by_name
@@ -265,8 +265,7 @@ async def _scan(
     timeout: float,
 ) -> list[Built]:
     """Read the repository and store archives of the versions not in ``known``."""
-    if is_file_source(source) and not platform.allow_file_sources:  # stored while they were allowed
-        raise SourceUnreadable(FILE_SOURCES_OFF)
+    check_git_source(source, allow_file=platform.allow_file_sources)  # stored while file:// was allowed?
     tags = await remote_tags(source, timeout)
     candidates = [c for c in version_candidates(tags, tag_prefix) if c.version not in known]
     if not candidates:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from enum import StrEnum
@@ -23,7 +22,6 @@ from domain.services.orphans import Owned, delete_unrecorded, keys_outside
 from domain.validation import check_name, check_semver, check_text
 from storage.keys import job_log_prefix, workspace_prefixes
 
-log = logging.getLogger("terrakube.workspaces")
 DEFAULT_TERRAFORM_VERSION = "1.11.4"
 BAD_REF_RE = re.compile(r"(\.\.|[\s~^:?*\[\\]|@\{|^/|/$|^-)")
 
